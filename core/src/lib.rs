@@ -1,0 +1,13 @@
+//! Pieces every Scatter component shares, so that index build, leaf and root agree:
+//! the schema ([`schema`]), the document conversion ([`document`]), the routing of an id to a
+//! shard ([`routing`]), the cluster manifest ([`manifest`]) and query parsing ([`query`]).
+
+pub mod document;
+pub mod manifest;
+pub mod query;
+pub mod routing;
+pub mod schema;
+
+pub use manifest::{Manifest, ShardMeta};
+pub use routing::{Router, RoutingParams};
+pub use schema::{FieldKind, FieldSpec, ScatterSchema};

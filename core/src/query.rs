@@ -1,0 +1,93 @@
+//! Query parsing shared by root (validation, term statistics) and leaf (search): both build
+//! the parser from the same [`ScatterSchema`], so they read every query the same way.
+
+use tantivy::query::{Query, QueryParser};
+use tantivy::schema::Schema;
+use tantivy::tokenizer::TokenizerManager;
+
+use crate::schema::ScatterSchema;
+
+/// Longest query text accepted, in bytes.
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+
+/// Why a query text was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// Empty or whitespace-only query.
+    #[error("query is empty (use `*` to match every document)")]
+    Empty,
+    /// Longer than [`MAX_QUERY_BYTES`].
+    #[error("query is {0} bytes long; the limit is {MAX_QUERY_BYTES}")]
+    TooLong(usize),
+    /// The query parser rejected it.
+    #[error("{0}")]
+    Syntax(String),
+}
+
+/// Parses query texts for one schema (tantivy's query language: terms, `AND`/`OR`, `+`/`-`,
+/// `"phrases"`, `field:term`, ranges, `*`). Terms without a field search the schema's default
+/// fields, each with its boost; the default operator is OR.
+pub struct ScatterQueryParser {
+    parser: QueryParser,
+}
+
+impl ScatterQueryParser {
+    /// A parser for `schema`, whose tantivy form is `tantivy`.
+    pub fn new(schema: &ScatterSchema, tantivy: &Schema) -> Self {
+        let fields = schema
+            .default_fields
+            .iter()
+            .filter_map(|name| tantivy.get_field(name).ok())
+            .collect();
+        let mut parser = QueryParser::new(tantivy.clone(), fields, TokenizerManager::default());
+        for f in &schema.fields {
+            if let (Some(boost), Ok(field)) = (f.boost, tantivy.get_field(&f.name)) {
+                parser.set_field_boost(field, boost);
+            }
+        }
+        ScatterQueryParser { parser }
+    }
+
+    /// Parses `text`, or says why it cannot.
+    pub fn parse(&self, text: &str) -> Result<Box<dyn Query>, QueryError> {
+        if text.len() > MAX_QUERY_BYTES {
+            return Err(QueryError::TooLong(text.len()));
+        }
+        if text.trim().is_empty() {
+            return Err(QueryError::Empty);
+        }
+        self.parser
+            .parse_query(text)
+            .map_err(|e| QueryError::Syntax(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        let s = ScatterSchema::default();
+        let p = ScatterQueryParser::new(&s, &s.tantivy_schema());
+        for ok in [
+            "web server",
+            "+title:editor -emacs",
+            "\"text editor\"",
+            "*",
+            "a OR b",
+        ] {
+            assert!(p.parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(p.parse("  ").unwrap_err(), QueryError::Empty);
+        assert!(matches!(p.parse("title:(foo"), Err(QueryError::Syntax(_))));
+        assert!(matches!(
+            p.parse("nosuchfield:x"),
+            Err(QueryError::Syntax(_))
+        ));
+        assert!(matches!(
+            p.parse(&"a ".repeat(5000)),
+            Err(QueryError::TooLong(_))
+        ));
+    }
+}

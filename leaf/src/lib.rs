@@ -1,0 +1,14 @@
+//! Scatter leaf: serves one shard (a tantivy index on disk) over gRPC.
+//!
+//! - [`shard`]: the index, its reader and the search / fetch / statistics operations;
+//! - [`stats`]: BM25 statistics handed in by the root (global) as a tantivy provider;
+//! - [`service`]: the `scatter.v1.Leaf` gRPC service around a [`shard::Shard`];
+//! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
+
+pub mod server;
+pub mod service;
+pub mod shard;
+pub mod stats;
+
+pub use server::{serve, LeafConfig};
+pub use shard::Shard;

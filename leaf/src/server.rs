@@ -1,0 +1,83 @@
+//! Running a leaf: bind, serve `scatter.v1.Leaf` and the standard gRPC health service on
+//! one port with TCP_NODELAY on every accepted socket, stop gracefully on a signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use scatter_proto::LeafServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+use crate::service::LeafService;
+use crate::shard::Shard;
+
+/// Largest gRPC message a leaf accepts or sends.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How to run a leaf.
+#[derive(Debug, Clone)]
+pub struct LeafConfig {
+    /// Shard directory (`DIR/shard-K` of a build).
+    pub index: PathBuf,
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+/// A leaf bound to its address, not yet serving.
+pub struct BoundLeaf {
+    listener: TcpListener,
+    shard: Arc<Shard>,
+}
+
+impl BoundLeaf {
+    /// Opens the shard and binds the listener.
+    pub async fn bind(config: &LeafConfig) -> anyhow::Result<Self> {
+        let path = config.index.clone();
+        let shard = tokio::task::spawn_blocking(move || Shard::open(&path)).await??;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(BoundLeaf {
+            listener,
+            shard: Arc::new(shard),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// The shard served.
+    pub fn shard(&self) -> &Arc<Shard> {
+        &self.shard
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight calls.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_serving::<LeafServer<LeafService>>().await;
+        let leaf = LeafServer::new(LeafService::new(self.shard.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        Server::builder()
+            .add_service(health)
+            .add_service(leaf)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .context("leaf server failed")
+    }
+}
+
+/// Opens the shard, binds and serves until `shutdown`.
+pub async fn serve(
+    config: LeafConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    BoundLeaf::bind(&config).await?.serve(shutdown).await
+}

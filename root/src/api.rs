@@ -1,0 +1,74 @@
+//! The JSON shapes of the HTTP API.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Search parameters, from the query string (`GET /search`) or a JSON body (`POST /search`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SearchParams {
+    /// Query text (`query` is accepted as an alias).
+    #[serde(alias = "query")]
+    pub q: Option<String>,
+    /// Hits per page (default 10).
+    pub size: Option<i64>,
+    /// Offset of the page (default 0).
+    pub from: Option<i64>,
+    /// Deadline in milliseconds (default from the root's configuration).
+    pub timeout_ms: Option<i64>,
+    /// Answer with the shards that did respond (default true); false → 503/504 instead.
+    pub allow_partial: Option<bool>,
+}
+
+/// A search answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// Wall time at the root, in milliseconds.
+    pub took_ms: u64,
+    /// Some shard did not answer before the deadline.
+    pub timed_out: bool,
+    /// Some shard is missing from the result.
+    pub partial: bool,
+    /// Matching documents over the shards that answered.
+    pub total_hits: u64,
+    /// Coverage.
+    pub shards: ShardsReport,
+    /// The page of hits, best first.
+    pub hits: Vec<Hit>,
+}
+
+/// Which shards answered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShardsReport {
+    /// Shards in the cluster.
+    pub total: usize,
+    /// Shards whose answer is in the result.
+    pub successful: usize,
+    /// Shards missing from the result.
+    pub failed: usize,
+    /// Why each missing shard is missing (one entry per failed attempt).
+    pub failures: Vec<ShardFailure>,
+}
+
+/// One failed attempt at a shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardFailure {
+    /// Shard number.
+    pub shard: usize,
+    /// Replica address, when one was tried.
+    pub replica: Option<String>,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// One hit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hit {
+    /// External id.
+    pub id: String,
+    /// BM25 score.
+    pub score: f32,
+    /// Shard that holds the document.
+    pub shard: usize,
+    /// Stored fields.
+    pub fields: Map<String, Value>,
+}

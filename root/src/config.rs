@@ -1,0 +1,86 @@
+//! Root configuration: where the replicas of each shard are, and query defaults.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// How a root runs.
+#[derive(Debug, Clone)]
+pub struct RootConfig {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Per shard, in shard order: the replica addresses (`host:port`).
+    pub shards: Vec<Vec<String>>,
+    /// Deadline of a search when the request gives none.
+    pub default_timeout: Duration,
+    /// Largest deadline a request may ask for.
+    pub max_timeout: Duration,
+    /// How often replicas are probed (gRPC `Info`).
+    pub probe_interval: Duration,
+}
+
+impl RootConfig {
+    /// A configuration with defaults for everything but the layout.
+    pub fn new(listen: SocketAddr, shards: Vec<Vec<String>>) -> Self {
+        RootConfig {
+            listen,
+            shards,
+            default_timeout: Duration::from_millis(1000),
+            max_timeout: Duration::from_secs(60),
+            probe_interval: Duration::from_millis(500),
+        }
+    }
+
+    /// Checks that every shard has at least one replica and addresses are well formed.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.shards.is_empty() {
+            bail!("no shards: give --shard once per shard (or --cluster FILE)");
+        }
+        for (k, replicas) in self.shards.iter().enumerate() {
+            if replicas.is_empty() {
+                bail!("shard {k} has no replica address");
+            }
+            for addr in replicas {
+                if addr.is_empty() || addr.contains('/') {
+                    bail!("shard {k}: bad replica address {addr:?} (want host:port)");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses one `--shard` value: comma-separated replica addresses.
+pub fn parse_shard_flag(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A cluster file: `{"shards": [["host:port", ...], ...]}` (JSON) or
+/// `shards = [["host:port", ...], ...]` (TOML).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Per shard, in shard order: replica addresses.
+    pub shards: Vec<Vec<String>>,
+}
+
+impl ClusterFile {
+    /// Reads a cluster file (TOML if it ends in `.toml`, else JSON).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading cluster file {}", path.display()))?;
+        if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        }
+    }
+}

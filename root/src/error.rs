@@ -1,0 +1,55 @@
+//! API errors: every failure answers with an HTTP status and
+//! `{"error": {"type": ..., "reason": ...}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// An error returned to an HTTP client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable kind, e.g. `query_parse_error`.
+    pub kind: &'static str,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            reason: reason.into(),
+        }
+    }
+
+    /// 400 `illegal_argument`.
+    pub fn bad_param(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "illegal_argument", reason)
+    }
+
+    /// 400 `query_parse_error`.
+    pub fn query_parse(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "query_parse_error", reason)
+    }
+
+    /// 503 `shards_unavailable`.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shards_unavailable",
+            reason,
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"type": self.kind, "reason": self.reason}});
+        (self.status, Json(body)).into_response()
+    }
+}

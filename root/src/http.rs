@@ -1,0 +1,210 @@
+//! The HTTP API (axum): `/search` (GET and POST), `/healthz`, `/readyz`, `/cluster`.
+//! Parameters are validated here; every error is JSON `{"error": {"type", "reason"}}`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::api::SearchParams;
+use crate::cluster_client::Cluster;
+use crate::config::RootConfig;
+use crate::error::ApiError;
+use crate::root::{search, Search};
+
+/// Largest `from + size`.
+pub const MAX_WINDOW: i64 = 10_000;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The cluster.
+    pub cluster: Arc<Cluster>,
+    /// Configuration (defaults and limits).
+    pub config: Arc<RootConfig>,
+}
+
+/// The API router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/search", get(search_get).post(search_post))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/cluster", get(cluster_state))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .with_state(state)
+}
+
+async fn search_get(
+    State(state): State<AppState>,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Response {
+    match params {
+        Ok(Query(p)) => run_search(&state, p).await,
+        Err(e) => ApiError::bad_param(e.body_text()).into_response(),
+    }
+}
+
+async fn search_post(
+    State(state): State<AppState>,
+    body: Result<Json<SearchParams>, JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(p)) => run_search(&state, p).await,
+        Err(e) => ApiError::new(StatusCode::BAD_REQUEST, "json_parse_error", e.body_text())
+            .into_response(),
+    }
+}
+
+async fn run_search(state: &AppState, params: SearchParams) -> Response {
+    let validated = match validate(&state.config, params) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    match search(&state.cluster, validated).await {
+        Ok(resp) => Json(resp).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks and defaults the parameters of a search.
+pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError> {
+    let query =
+        p.q.ok_or_else(|| ApiError::bad_param("missing query parameter `q`"))?;
+    let size = p.size.unwrap_or(10);
+    let from = p.from.unwrap_or(0);
+    if size < 0 {
+        return Err(ApiError::bad_param(format!(
+            "size must be >= 0, got {size}"
+        )));
+    }
+    if from < 0 {
+        return Err(ApiError::bad_param(format!(
+            "from must be >= 0, got {from}"
+        )));
+    }
+    if from.saturating_add(size) > MAX_WINDOW {
+        return Err(ApiError::bad_param(format!(
+            "from + size must be <= {MAX_WINDOW}, got {}",
+            from.saturating_add(size)
+        )));
+    }
+    let timeout = match p.timeout_ms {
+        None => config.default_timeout,
+        Some(ms) if ms <= 0 => {
+            return Err(ApiError::bad_param(format!(
+                "timeout_ms must be > 0, got {ms}"
+            )))
+        }
+        Some(ms) => {
+            let t = Duration::from_millis(ms as u64);
+            if t > config.max_timeout {
+                return Err(ApiError::bad_param(format!(
+                    "timeout_ms must be <= {}, got {ms}",
+                    config.max_timeout.as_millis()
+                )));
+            }
+            t
+        }
+    };
+    Ok(Search {
+        query,
+        size: size as usize,
+        from: from as usize,
+        deadline: Instant::now() + timeout,
+        allow_partial: p.allow_partial.unwrap_or(true),
+    })
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let missing = state.cluster.unavailable_shards();
+    if missing.is_empty() {
+        Json(json!({"ready": true})).into_response()
+    } else {
+        let body = json!({"ready": false, "shards_without_replica": missing});
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+async fn cluster_state(State(state): State<AppState>) -> Response {
+    let shards: Vec<_> = state
+        .cluster
+        .shards
+        .iter()
+        .map(|g| {
+            let replicas: Vec<_> = g
+                .replicas
+                .iter()
+                .map(|r| json!({"addr": r.addr, "state": r.state()}))
+                .collect();
+            json!({"shard": g.shard, "replicas": replicas})
+        })
+        .collect();
+    Json(json!({"shards": shards})).into_response()
+}
+
+/// A root bound to its address, not yet serving.
+pub struct BoundRoot {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl BoundRoot {
+    /// Connects (lazily) to the replicas and binds the HTTP listener.
+    pub async fn bind(config: RootConfig) -> anyhow::Result<Self> {
+        let cluster = Cluster::new(&config)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(BoundRoot {
+            listener,
+            state: AppState {
+                cluster,
+                config: Arc::new(config),
+            },
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// Serves until `shutdown` completes; probes replicas in the background meanwhile.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let prober = self.state.cluster.spawn_prober();
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let result = axum::serve(listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("root server failed");
+        prober.abort();
+        result
+    }
+}
+
+/// Binds and serves a root until `shutdown`.
+pub async fn serve(
+    config: RootConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    BoundRoot::bind(config).await?.serve(shutdown).await
+}

@@ -1,0 +1,23 @@
+//! Scatter root: the HTTP front of a sharded cluster. The files are named after the steps of
+//! a query, so the scatter and the gather can be found by name:
+//!
+//! - [`http`]: the axum API (`/search`, `/healthz`, `/readyz`, `/cluster`), parameters, errors;
+//! - [`root`]: one search end to end: validate, scatter, merge, fetch, report coverage;
+//! - [`fanout`]: the scatter: one call per shard in parallel under one deadline, with failover;
+//! - [`merge`]: the gather: k-way merge of per-shard ranked lists, deterministic on ties;
+//! - [`fetch`]: the fetch phase: stored fields of the final page only, by id, from any replica;
+//! - [`cluster_client`]: replicas, their gRPC channels, health probing and the cluster schema;
+//! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
+
+pub mod api;
+pub mod cluster_client;
+pub mod config;
+pub mod error;
+pub mod fanout;
+pub mod fetch;
+pub mod http;
+pub mod merge;
+pub mod root;
+
+pub use config::RootConfig;
+pub use http::{serve, BoundRoot};

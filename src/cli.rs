@@ -1,0 +1,212 @@
+//! The command line: parses arguments and hands each subcommand to its library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use scatter_core::ScatterSchema;
+use scatter_index_tools::BuildOptions;
+use scatter_leaf::server::BoundLeaf;
+use scatter_leaf::LeafConfig;
+use scatter_root::config::{parse_shard_flag, ClusterFile};
+use scatter_root::{BoundRoot, RootConfig};
+
+/// Scatter: sharded scatter/gather full-text search.
+#[derive(Debug, Parser)]
+#[command(name = "scatter", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve one shard over gRPC.
+    Leaf(LeafArgs),
+    /// Serve the HTTP search API over a cluster of leaves.
+    Root(RootArgs),
+    /// Build and inspect indexes.
+    #[command(subcommand)]
+    Index(IndexCommand),
+    /// Start a whole local cluster (index build, leaves, root) with one command.
+    Up(crate::up::UpArgs),
+}
+
+#[derive(Debug, Args)]
+struct LeafArgs {
+    /// Shard directory (DIR/shard-K of `scatter index build`).
+    #[arg(long, env = "SCATTER_LEAF_INDEX")]
+    index: PathBuf,
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, env = "SCATTER_LEAF_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct RootArgs {
+    /// HTTP address to listen on.
+    #[arg(long, env = "SCATTER_ROOT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Replica addresses of one shard, comma-separated; repeat once per shard, in shard order.
+    #[arg(long = "shard", value_name = "ADDR[,ADDR...]")]
+    shards: Vec<String>,
+    /// Cluster file (JSON or TOML: `shards = [["host:port", ...], ...]`) instead of --shard.
+    #[arg(long, env = "SCATTER_ROOT_CLUSTER", conflicts_with = "shards")]
+    cluster: Option<PathBuf>,
+    /// Deadline of a search that gives no timeout_ms.
+    #[arg(long, env = "SCATTER_ROOT_TIMEOUT_MS", default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Largest timeout_ms a request may ask for.
+    #[arg(long, env = "SCATTER_ROOT_MAX_TIMEOUT_MS", default_value_t = 60_000)]
+    max_timeout_ms: u64,
+    /// How often every replica is probed, in milliseconds.
+    #[arg(long, env = "SCATTER_ROOT_PROBE_INTERVAL_MS", default_value_t = 500)]
+    probe_interval_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexCommand {
+    /// Bulk-load a JSONL corpus into N shard indexes.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// JSONL input, one document per line (optionally .gz).
+    #[arg(long)]
+    input: PathBuf,
+    /// Number of shards.
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
+    /// Output directory: gets manifest.json and shard-0 .. shard-{N-1}.
+    #[arg(long)]
+    out: PathBuf,
+    /// Schema file (TOML or JSON); default: id, title and body.
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Indexing memory budget over all shards, in MB.
+    #[arg(long, default_value_t = 256)]
+    memory_mb: usize,
+    /// Fail on the first bad line instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Replace an existing build in --out.
+    #[arg(long)]
+    force: bool,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Entry point: runs the command, prints any error, maps it to the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCATTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Index(IndexCommand::Build(args)) => index_build(args),
+        Command::Leaf(args) => runtime()?.block_on(leaf(args)),
+        Command::Root(args) => runtime()?.block_on(root(args)),
+        Command::Up(args) => runtime()?.block_on(crate::up::up(args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn index_build(args: BuildArgs) -> anyhow::Result<()> {
+    let schema = match &args.schema {
+        Some(path) => ScatterSchema::from_file(path)?,
+        None => ScatterSchema::default(),
+    };
+    let report = scatter_index_tools::build(&BuildOptions {
+        input: args.input,
+        shards: args.shards,
+        out: args.out.clone(),
+        schema,
+        memory_mb: args.memory_mb,
+        strict: args.strict,
+        force: args.force,
+        progress: !args.no_progress,
+    })?;
+    print!("{report}");
+    println!("wrote {}", args.out.join("manifest.json").display());
+    Ok(())
+}
+
+async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
+    let bound = BoundLeaf::bind(&LeafConfig {
+        index: args.index.clone(),
+        listen: args.listen,
+    })
+    .await?;
+    let meta = bound.shard().meta();
+    println!(
+        "listening on {} (shard {} of {}, {})",
+        bound.local_addr(),
+        meta.shard,
+        meta.num_shards,
+        args.index.display()
+    );
+    bound.serve(shutdown_signal()).await
+}
+
+async fn root(args: RootArgs) -> anyhow::Result<()> {
+    let shards = match &args.cluster {
+        Some(path) => ClusterFile::load(path)?.shards,
+        None => args.shards.iter().map(|s| parse_shard_flag(s)).collect(),
+    };
+    let mut config = RootConfig::new(args.listen, shards);
+    config.default_timeout = Duration::from_millis(args.timeout_ms);
+    config.max_timeout = Duration::from_millis(args.max_timeout_ms);
+    config.probe_interval = Duration::from_millis(args.probe_interval_ms.max(10));
+    let bound = BoundRoot::bind(config).await.context("starting root")?;
+    println!("listening on {}", bound.local_addr());
+    bound.serve(shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,9 @@
+//! `scatter`: one binary for every role of a Scatter cluster (leaf, root, index tools, a local
+//! cluster). The command line lives in [`cli`]; each role is a library crate.
+
+mod cli;
+mod up;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,180 @@
+//! `scatter up`: a whole cluster on this machine with one command. Builds the bundled sample
+//! corpus (or `--input`) into shards if the data directory holds no build yet, gives every
+//! replica its own copy of its shard, starts the leaves and a root on real loopback sockets,
+//! and stops them all cleanly on Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use scatter_core::manifest::{shard_dir_name, MANIFEST_FILE};
+use scatter_core::{Manifest, ScatterSchema};
+use scatter_index_tools::BuildOptions;
+use scatter_leaf::server::BoundLeaf;
+use scatter_leaf::LeafConfig;
+use scatter_root::{BoundRoot, RootConfig};
+use tokio::sync::watch;
+
+/// The bundled sample corpus: 5,326 Debian package descriptions (every 12th package of
+/// Debian bookworm), gzip-compressed JSONL.
+const SAMPLE_CORPUS: &[u8] = include_bytes!("../data/debian-sample.jsonl.gz");
+
+/// Arguments of `scatter up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where the indexes live; built there on first start, reused afterwards.
+    #[arg(long, default_value = ".scatter/up")]
+    data_dir: PathBuf,
+    /// Corpus to build from (JSONL, optionally .gz); default: the bundled Debian sample.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Schema file for the build (TOML or JSON).
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Number of shards of a new build.
+    #[arg(long, default_value_t = 4)]
+    shards: u32,
+    /// Replicas per shard.
+    #[arg(long, default_value_t = 2)]
+    replicas: u32,
+    /// HTTP address of the root.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// First leaf port (leaves take consecutive ports); 0: any free ports.
+    #[arg(long, default_value_t = 0)]
+    leaf_base_port: u16,
+    /// Rebuild the indexes even if the data directory holds a build.
+    #[arg(long)]
+    rebuild: bool,
+}
+
+/// Runs the local cluster until Ctrl-C.
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.replicas >= 1, "--replicas must be at least 1");
+    let manifest = ensure_build(&args).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut shards = Vec::new();
+    let mut port = args.leaf_base_port;
+    for k in 0..manifest.num_shards {
+        let mut addrs = Vec::new();
+        for r in 0..args.replicas {
+            let dir = replica_dir(&args.data_dir, &manifest, k, r)?;
+            let listen = SocketAddr::from(([127, 0, 0, 1], port));
+            if port != 0 {
+                port += 1;
+            }
+            let leaf = BoundLeaf::bind(&LeafConfig { index: dir, listen }).await?;
+            addrs.push(leaf.local_addr().to_string());
+            tasks.push(tokio::spawn(leaf.serve(stopped(stop_rx.clone()))));
+        }
+        println!("shard {k}: leaves {}", addrs.join(", "));
+        shards.push(addrs);
+    }
+    let root = BoundRoot::bind(RootConfig::new(args.listen, shards)).await?;
+    let url = format!("http://{}", root.local_addr());
+    tasks.push(tokio::spawn(root.serve(stopped(stop_rx.clone()))));
+    println!("root listening on {url}");
+    println!("try: curl '{url}/search?q=web+server&size=5'");
+    println!("Ctrl-C stops the cluster.");
+    crate::cli::shutdown_signal().await;
+    println!("stopping...");
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        if let Ok(Err(e)) = task.await {
+            eprintln!("warning: {e:#}");
+        }
+    }
+    Ok(())
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Builds the corpus into `data_dir` unless a build is already there.
+async fn ensure_build(args: &UpArgs) -> anyhow::Result<Manifest> {
+    let dir = &args.data_dir;
+    if dir.join(MANIFEST_FILE).exists() && !args.rebuild {
+        let manifest = Manifest::load(dir)?;
+        println!(
+            "using the build in {} ({} shards)",
+            dir.display(),
+            manifest.num_shards
+        );
+        return Ok(manifest);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let input = match &args.input {
+        Some(path) => path.clone(),
+        None => {
+            let path = dir.join("debian-sample.jsonl.gz");
+            std::fs::write(&path, SAMPLE_CORPUS)?;
+            path
+        }
+    };
+    let schema = match &args.schema {
+        Some(path) => ScatterSchema::from_file(path)?,
+        None => ScatterSchema::default(),
+    };
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir()
+            && path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("replica-"))
+        {
+            std::fs::remove_dir_all(&path)?;
+        }
+    }
+    let opts = BuildOptions {
+        input,
+        shards: args.shards,
+        out: dir.clone(),
+        schema,
+        memory_mb: 256,
+        strict: false,
+        force: true,
+        progress: true,
+    };
+    println!("building {} shards in {} ...", args.shards, dir.display());
+    let report = tokio::task::spawn_blocking(move || scatter_index_tools::build(&opts)).await??;
+    print!("{report}");
+    Manifest::load(dir)
+}
+
+/// The directory replica `r` of shard `k` serves: the build itself for replica 0, a copy of
+/// it (made on first use) for the others, so that replicas share no files.
+fn replica_dir(data_dir: &Path, manifest: &Manifest, k: u32, r: u32) -> anyhow::Result<PathBuf> {
+    let source = manifest.shard_path(data_dir, k);
+    if r == 0 {
+        return Ok(source);
+    }
+    let target = data_dir
+        .join(format!("replica-{r}"))
+        .join(shard_dir_name(k));
+    if !target.exists() {
+        copy_dir(&source, &target)?;
+    }
+    Ok(target)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let tmp = to.with_extension("tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let name = entry.file_name();
+            if name != ".tantivy-writer.lock" && name != ".tantivy-meta.lock" {
+                std::fs::copy(entry.path(), tmp.join(&name))?;
+            }
+        }
+    }
+    std::fs::rename(&tmp, to).with_context(|| format!("copying shard to {}", to.display()))?;
+    Ok(())
+}
