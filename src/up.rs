@@ -19,6 +19,8 @@ use tokio::sync::watch;
 /// The bundled sample corpus: 5,326 Debian package descriptions (every 12th package of
 /// Debian bookworm), gzip-compressed JSONL.
 const SAMPLE_CORPUS: &[u8] = include_bytes!("../data/debian-sample.jsonl.gz");
+/// Schema of the bundled sample (title, body, section, version, maintainer, homepage, tags).
+const SAMPLE_SCHEMA: &str = include_str!("../data/debian-schema.toml");
 
 /// Arguments of `scatter up`.
 #[derive(Debug, Args)]
@@ -114,9 +116,10 @@ async fn ensure_build(args: &UpArgs) -> anyhow::Result<Manifest> {
             path
         }
     };
-    let schema = match &args.schema {
-        Some(path) => ScatterSchema::from_file(path)?,
-        None => ScatterSchema::default(),
+    let schema = match (&args.schema, &args.input) {
+        (Some(path), _) => ScatterSchema::from_file(path)?,
+        (None, Some(_)) => ScatterSchema::default(),
+        (None, None) => ScatterSchema::from_toml(SAMPLE_SCHEMA)?,
     };
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();

@@ -104,10 +104,17 @@ impl ScatterSchema {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading schema file {}", path.display()))?;
         let schema: ScatterSchema = if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            Self::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         } else {
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
         };
+        schema.validate()?;
+        Ok(schema)
+    }
+
+    /// Parses a schema from TOML text and validates it.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let schema: ScatterSchema = toml::from_str(text).context("parsing schema TOML")?;
         schema.validate()?;
         Ok(schema)
     }
@@ -290,8 +297,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_schemas() {
-        let mut s = ScatterSchema::default();
-        s.default_fields = vec!["nope".into()];
+        let s = ScatterSchema {
+            default_fields: vec!["nope".into()],
+            ..Default::default()
+        };
         assert!(s.validate().is_err());
         let mut s = ScatterSchema::default();
         s.fields.push(s.fields[0].clone());

@@ -2,6 +2,7 @@
 //! (HTTP/2, multiplexed, TCP_NODELAY), a health state kept fresh by a background prober
 //! (`Info` calls), and the cluster's schema learnt from the leaves.
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -55,7 +56,8 @@ impl Replica {
             addr: addr.to_string(),
             client,
             state: Mutex::new(ReplicaState {
-                up: true,
+                up: false,
+                last_error: Some("not probed yet".to_string()),
                 ..Default::default()
             }),
         })
@@ -161,15 +163,30 @@ impl Cluster {
         }))
     }
 
-    /// The cluster schema, learnt from the first replica that answers; probes all replicas
-    /// once (bounded by `deadline`) if none has answered yet.
+    /// The cluster schema, learnt from the first replica that answers; if none has answered
+    /// yet, probes all replicas and returns as soon as one does (or at `deadline`).
     pub async fn schema(&self, deadline: Instant) -> Option<Arc<ClusterSchema>> {
         if let Some(s) = self.schema.read().expect("schema lock").clone() {
             return Some(s);
         }
         let budget = deadline.saturating_duration_since(Instant::now());
-        let _ = tokio::time::timeout(budget, self.probe_all()).await;
-        self.schema.read().expect("schema lock").clone()
+        let mut probes: FuturesUnordered<_> = self
+            .shards
+            .iter()
+            .flat_map(|g| g.replicas.iter().map(move |r| self.probe(g.shard, r)))
+            .collect();
+        let first_schema = async {
+            while probes.next().await.is_some() {
+                if let Some(s) = self.schema.read().expect("schema lock").clone() {
+                    return Some(s);
+                }
+            }
+            None
+        };
+        tokio::time::timeout(budget, first_schema)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Shards with no healthy replica.

@@ -79,7 +79,7 @@ where
                 result = Err(ShardError::Rejected(status.message().to_string()));
                 break;
             }
-            Ok(Err(status)) if status.code() == Code::DeadlineExceeded => {
+            Ok(Err(status)) if status.code() == Code::DeadlineExceeded || past(deadline) => {
                 failed.push(failure("deadline exceeded".to_string()));
                 result = Err(ShardError::TimedOut);
                 break;
@@ -128,6 +128,12 @@ where
         })
     });
     futures::future::join_all(calls).await
+}
+
+/// Whether `deadline` has (all but) passed: a call that failed then failed for lack of time,
+/// whatever status the client library reported.
+fn past(deadline: Instant) -> bool {
+    deadline.saturating_duration_since(Instant::now()) < Duration::from_millis(1)
 }
 
 /// A short description of a failed gRPC call.

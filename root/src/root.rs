@@ -29,6 +29,15 @@ pub struct Search {
     pub allow_partial: bool,
 }
 
+/// When the search phase must end: the request's deadline less a reserve for the fetch
+/// phase (a fifth of the budget, at most 200 ms), so that a shard that hangs until the search
+/// deadline still leaves time to fetch the other shards' documents.
+fn search_phase_deadline(start: Instant, deadline: Instant) -> Instant {
+    let budget = deadline.saturating_duration_since(start);
+    let reserve = (budget / 5).min(std::time::Duration::from_millis(200));
+    deadline - reserve
+}
+
 /// Runs `search` on `cluster`.
 pub async fn search(cluster: &Cluster, search: Search) -> Result<SearchResponse, ApiError> {
     let start = Instant::now();
@@ -46,11 +55,15 @@ pub async fn search(cluster: &Cluster, search: Search) -> Result<SearchResponse,
         offset: 0,
         stats: None,
     };
-    let outcomes = scatter(cluster, search.deadline, |_, mut client, budget| {
-        let mut req = tonic::Request::new(request.clone());
-        req.set_timeout(budget);
-        async move { client.search(req).await }
-    })
+    let outcomes = scatter(
+        cluster,
+        search_phase_deadline(start, search.deadline),
+        |_, mut client, budget| {
+            let mut req = tonic::Request::new(request.clone());
+            req.set_timeout(budget);
+            async move { client.search(req).await }
+        },
+    )
     .await;
 
     let mut lists = Vec::with_capacity(outcomes.len());

@@ -1,0 +1,228 @@
+//! Test harness: real `scatter` processes (leaves and roots) on loopback ports, real indexes
+//! built from the bundled Debian sample, and an HTTP client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use scatter_core::ScatterSchema;
+use scatter_index_tools::BuildOptions;
+use serde_json::Value;
+
+/// The bundled sample corpus.
+pub fn sample_corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/debian-sample.jsonl.gz")
+}
+
+/// The schema of the bundled sample.
+pub fn sample_schema() -> ScatterSchema {
+    ScatterSchema::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/debian-schema.toml"))
+        .unwrap()
+}
+
+/// The test queries (real package-search queries of every kind the parser accepts).
+pub fn queries() -> Vec<String> {
+    let text = include_str!("../data/queries.txt");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Builds `input` into `shards` shards under `out`.
+pub fn build(input: &Path, shards: u32, out: &Path) -> scatter_index_tools::BuildReport {
+    scatter_index_tools::build(&BuildOptions {
+        input: input.to_path_buf(),
+        shards,
+        out: out.to_path_buf(),
+        schema: sample_schema(),
+        memory_mb: 64,
+        strict: false,
+        force: false,
+        progress: false,
+    })
+    .unwrap()
+}
+
+/// A running `scatter` process that printed `listening on ADDR`.
+pub struct Proc {
+    child: Child,
+    /// The bound address.
+    pub addr: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Proc {
+    /// Starts `scatter ARGS` and waits for its `listening on` line.
+    pub fn start(args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scatter"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn scatter");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read listening line");
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        Proc {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    /// Starts a leaf on shard directory `dir`.
+    pub fn leaf(dir: &Path) -> Proc {
+        Proc::start(&[
+            "leaf",
+            "--index",
+            dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+    }
+
+    /// Starts a root over `shards` (replica addresses per shard).
+    pub fn root(shards: &[Vec<String>], extra: &[&str]) -> Proc {
+        let mut args = vec!["root".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+        for replicas in shards {
+            args.push("--shard".into());
+            args.push(replicas.join(","));
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Proc::start(&refs)
+    }
+
+    /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// kill -9 and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        self.kill();
+    }
+}
+
+/// A cluster of real processes: `replicas` leaves per shard (each on its own copy of the
+/// shard) and one root.
+pub struct Cluster {
+    /// Leaves: `leaves[shard][replica]`.
+    pub leaves: Vec<Vec<Proc>>,
+    /// The root.
+    pub root: Proc,
+    /// HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Cluster {
+    /// Starts leaves over the build in `dir` and a root over them.
+    pub async fn start(dir: &Path, replicas: u32, root_args: &[&str]) -> Cluster {
+        let manifest = scatter_core::Manifest::load(dir).unwrap();
+        let mut leaves = Vec::new();
+        for k in 0..manifest.num_shards {
+            let src = manifest.shard_path(dir, k);
+            let mut group = Vec::new();
+            for r in 0..replicas {
+                let path = if r == 0 {
+                    src.clone()
+                } else {
+                    let copy = dir.join(format!("replica-{r}")).join(format!("shard-{k}"));
+                    copy_dir(&src, &copy);
+                    copy
+                };
+                group.push(Proc::leaf(&path));
+            }
+            leaves.push(group);
+        }
+        let addrs: Vec<Vec<String>> = leaves
+            .iter()
+            .map(|g| g.iter().map(|p| p.addr.clone()).collect())
+            .collect();
+        let root = Proc::root(&addrs, root_args);
+        let cluster = Cluster {
+            leaves,
+            root,
+            http: reqwest::Client::new(),
+        };
+        cluster.wait_ready().await;
+        cluster
+    }
+
+    /// Base URL of the root.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.root.addr, path)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("cluster did not become ready");
+    }
+
+    /// `GET /search` with these query parameters: (status, body).
+    pub async fn search(&self, params: &[(&str, &str)]) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.url("/search"))
+            .query(params)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Ids of the hits of a search response.
+pub fn hit_ids(body: &Value) -> Vec<String> {
+    body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect()
+}
