@@ -50,13 +50,27 @@ async fn bad_lines_are_reported_and_the_rest_loads() {
     corpus_with_bad_lines(&input);
     let out = dir.path().join("idx");
     let run = scatter(&[
-        "index", "build", "--input", input.to_str().unwrap(), "--shards", "2",
-        "--out", out.to_str().unwrap(), "--no-progress",
+        "index",
+        "build",
+        "--input",
+        input.to_str().unwrap(),
+        "--shards",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-progress",
     ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     for line_no in [3, 5, 7, 8, 9, 11] {
-        assert!(stdout.contains(&format!("line {line_no}: ")), "line {line_no} in:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("line {line_no}: ")),
+            "line {line_no} in:\n{stdout}"
+        );
     }
     assert!(stdout.contains("bad lines: 6"), "{stdout}");
     assert!(stdout.contains("duplicate ids (upserted): 1"), "{stdout}");
@@ -64,20 +78,39 @@ async fn bad_lines_are_reported_and_the_rest_loads() {
     assert!(stdout.contains("indexed 4 docs"), "{stdout}");
 
     let c = Cluster::start(&out, 1, &[]).await;
-    for (q, id) in [("zebrafish", None), ("walrus", Some("good-1")), ("yak", Some("good-2")),
-                    ("xerus", Some("good-3")), ("vole", Some("good-5"))] {
+    for (q, id) in [
+        ("zebrafish", None),
+        ("walrus", Some("good-1")),
+        ("yak", Some("good-2")),
+        ("xerus", Some("good-3")),
+        ("vole", Some("good-5")),
+    ] {
         let (status, body) = c.search(&[("q", q)]).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(hit_ids(&body), id.into_iter().map(String::from).collect::<Vec<_>>(), "{q}");
+        assert_eq!(
+            hit_ids(&body),
+            id.into_iter().map(String::from).collect::<Vec<_>>(),
+            "{q}"
+        );
     }
     let (_, body) = c.search(&[("q", "alpha")]).await;
     assert_eq!(body["hits"][0]["fields"]["title"], "alpha walrus upserted");
-    assert_eq!(body["total_hits"], 1, "the upsert replaced the first version");
+    assert_eq!(
+        body["total_hits"], 1,
+        "the upsert replaced the first version"
+    );
 
     // A second build into the same directory needs --force.
     let again = scatter(&[
-        "index", "build", "--input", input.to_str().unwrap(), "--shards", "2",
-        "--out", out.to_str().unwrap(), "--no-progress",
+        "index",
+        "build",
+        "--input",
+        input.to_str().unwrap(),
+        "--shards",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-progress",
     ]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
@@ -90,8 +123,16 @@ fn strict_mode_stops_at_the_first_bad_line() {
     corpus_with_bad_lines(&input);
     let out = dir.path().join("idx");
     let run = scatter(&[
-        "index", "build", "--input", input.to_str().unwrap(), "--shards", "2",
-        "--out", out.to_str().unwrap(), "--strict", "--no-progress",
+        "index",
+        "build",
+        "--input",
+        input.to_str().unwrap(),
+        "--shards",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--strict",
+        "--no-progress",
     ]);
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -115,7 +156,11 @@ fn every_document_is_in_the_shard_its_id_routes_to() {
         assert_eq!(docs.len() as u64, manifest.shards[k as usize].docs);
         for addr in docs {
             let doc: TantivyDocument = searcher.doc(addr).unwrap();
-            let id = doc.get_first(id_field).and_then(|v| v.as_str()).unwrap().to_string();
+            let id = doc
+                .get_first(id_field)
+                .and_then(|v| v.as_str())
+                .unwrap()
+                .to_string();
             assert_eq!(router.shard_for(&id), k, "{id} is in shard {k}");
             total += 1;
         }

@@ -2,8 +2,9 @@
 //! the parser from the same [`ScatterSchema`], so they read every query the same way.
 
 use tantivy::query::{Query, QueryParser};
-use tantivy::schema::Schema;
+use tantivy::schema::{Field, Schema};
 use tantivy::tokenizer::TokenizerManager;
+use tantivy::Term;
 
 use crate::schema::ScatterSchema;
 
@@ -60,6 +61,38 @@ impl ScatterQueryParser {
             .parse_query(text)
             .map_err(|e| QueryError::Syntax(e.to_string()))
     }
+}
+
+/// Rebuilds a term from its field and wire bytes (as in [`term_to_wire`]).
+///
+/// The wire form is tantivy's serialized term without the 4-byte field id (type tag and
+/// value), so that shards whose schemas agree by name agree on the bytes.
+#[allow(deprecated)]
+pub fn term_from_wire(field: Field, value: &[u8]) -> Term {
+    let mut bytes = field.field_id().to_be_bytes().to_vec();
+    bytes.extend_from_slice(value);
+    Term::wrap(&bytes)
+}
+
+/// The wire bytes of a term: type tag and value, without the field id.
+#[allow(deprecated)]
+pub fn term_to_wire(term: &Term) -> Vec<u8> {
+    term.serialized_term()[4..].to_vec()
+}
+
+/// The distinct terms of a query as `(field name, wire bytes)`, sorted: what global statistics
+/// are gathered for. Fuzzy, regex and prefix queries have none (they score as constants).
+pub fn query_terms_wire(query: &dyn Query, schema: &Schema) -> Vec<(String, Vec<u8>)> {
+    let mut terms = Vec::new();
+    query.query_terms(&mut |term, _| {
+        terms.push((
+            schema.get_field_name(term.field()).to_string(),
+            term_to_wire(term),
+        ))
+    });
+    terms.sort();
+    terms.dedup();
+    terms
 }
 
 #[cfg(test)]

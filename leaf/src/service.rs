@@ -60,15 +60,15 @@ impl Leaf for LeafService {
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
-        let ids = request.into_inner().ids;
-        if ids.len() > MAX_FETCH_IDS {
+        let req = request.into_inner();
+        if req.ids.len() > MAX_FETCH_IDS {
             return Err(Status::invalid_argument(format!(
                 "{} ids asked; at most {MAX_FETCH_IDS} per call",
-                ids.len()
+                req.ids.len()
             )));
         }
         let shard = self.shard.clone();
-        blocking(move || shard.fetch(&ids)).await
+        blocking(move || shard.fetch(&req)).await
     }
 
     async fn term_stats(

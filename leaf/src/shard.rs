@@ -1,6 +1,7 @@
 //! One shard: a tantivy index on disk, its reader (reused across requests, reloaded on
 //! commit) and the operations a leaf serves: search, fetch by id, term statistics, info.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -8,18 +9,23 @@ use scatter_core::document::stored_fields_json;
 use scatter_core::query::{QueryError, ScatterQueryParser};
 use scatter_core::ShardMeta;
 use scatter_proto::v1::{
-    FetchResponse, FetchedDoc, InfoResponse, ScoredHit, SearchRequest, SearchResponse,
-    TermStatsResponse,
+    FetchRequest, FetchResponse, FetchedDoc, InfoResponse, ScoredHit, SearchRequest,
+    SearchResponse, TermStatsResponse,
 };
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByString};
 use tantivy::collector::{Count, TopDocs};
+use tantivy::query::Bm25StatisticsProvider;
 use tantivy::schema::{Field, IndexRecordOption, Schema};
+use tantivy::snippet::SnippetGenerator;
 use tantivy::{
-    DocAddress, DocSet, Index, IndexReader, Order, ReloadPolicy, Searcher, TantivyDocument, Term,
-    TERMINATED,
+    DocAddress, DocSet, Index, IndexReader, Order, ReloadPolicy, Score, Searcher, TantivyDocument,
+    Term, TERMINATED,
 };
 
 use crate::stats::{local_stats, GlobalStatsProvider};
+
+/// Snippet length when a request gives none.
+pub const DEFAULT_SNIPPET_CHARS: usize = 150;
 
 /// Largest `k + offset` a leaf accepts (the root enforces the same window).
 pub const MAX_WINDOW: u64 = 10_000;
@@ -165,26 +171,94 @@ impl Shard {
         })
     }
 
-    /// Stored fields of the documents with these external ids (unknown ids are skipped).
-    pub fn fetch(&self, ids: &[String]) -> Result<FetchResponse, ShardError> {
+    /// Stored fields of the documents with these external ids (unknown ids are skipped), and
+    /// highlighted snippets of the asked fields, weighted by the request's statistics.
+    pub fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse, ShardError> {
         let searcher = self.searcher();
-        let mut docs = Vec::with_capacity(ids.len());
-        for id in ids {
+        let generators = self.snippet_generators(&searcher, req)?;
+        let mut docs = Vec::with_capacity(req.ids.len());
+        for id in &req.ids {
             let Some(addr) = self.find(&searcher, id)? else {
                 continue;
             };
             let doc: TantivyDocument = searcher.doc(addr)?;
+            let snippets = generators
+                .iter()
+                .map(|(name, generator)| (name.clone(), generator.snippet_from_doc(&doc).to_html()))
+                .filter(|(_, html)| !html.is_empty())
+                .collect();
             let mut fields = stored_fields_json(&doc, &self.schema);
             fields.remove(&self.meta.schema.id_field);
             docs.push(FetchedDoc {
                 id: id.clone(),
                 fields_json: serde_json::Value::Object(fields).to_string(),
+                snippets,
             });
         }
         Ok(FetchResponse {
             docs,
             generation: generation(&searcher),
         })
+    }
+
+    /// One snippet generator per asked field. Terms are weighted like tantivy's own
+    /// `SnippetGenerator::create` (1 / (1 + doc_freq)), but with the given (global) doc
+    /// frequencies, so snippets do not depend on how documents fell into shards.
+    fn snippet_generators(
+        &self,
+        searcher: &Searcher,
+        req: &FetchRequest,
+    ) -> Result<Vec<(String, SnippetGenerator)>, ShardError> {
+        if req.snippet_fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = self.parser.parse(&req.query)?;
+        let global = req
+            .stats
+            .as_ref()
+            .map(|s| GlobalStatsProvider::new(s, &self.schema));
+        let provider: &dyn Bm25StatisticsProvider = match &global {
+            Some(g) => g,
+            None => searcher,
+        };
+        let mut terms = Vec::new();
+        query.query_terms(&mut |term, _| terms.push(term.clone()));
+        let mut generators = Vec::new();
+        for name in &req.snippet_fields {
+            let field = self.text_field(name)?;
+            let mut weights = BTreeMap::new();
+            for term in terms.iter().filter(|t| t.field() == field) {
+                let doc_freq = provider.doc_freq(term)?;
+                if let (Some(text), true) = (term.value().as_str(), doc_freq > 0) {
+                    weights.insert(text.to_string(), 1.0 / (1.0 + doc_freq as Score));
+                }
+            }
+            let tokenizer = searcher.index().tokenizer_for_field(field)?;
+            let max_chars = match req.snippet_max_chars {
+                0 => DEFAULT_SNIPPET_CHARS,
+                n => n as usize,
+            };
+            generators.push((
+                name.clone(),
+                SnippetGenerator::new(weights, tokenizer, field, max_chars),
+            ));
+        }
+        Ok(generators)
+    }
+
+    /// A stored, tokenized field (what a snippet can be made of).
+    fn text_field(&self, name: &str) -> Result<Field, ShardError> {
+        let spec = self
+            .meta
+            .schema
+            .field(name)
+            .filter(|f| f.kind == scatter_core::FieldKind::Text && f.stored && f.indexed);
+        match (spec, self.schema.get_field(name)) {
+            (Some(_), Ok(field)) => Ok(field),
+            _ => Err(ShardError::InvalidArgument(format!(
+                "snippet field {name:?} is not a stored, indexed text field"
+            ))),
+        }
     }
 
     /// The live document with external id `id`, if any.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use scatter_core::query::{term_from_wire, term_to_wire};
 use scatter_proto::v1::GlobalStats;
 use tantivy::query::{Bm25StatisticsProvider, Query};
 use tantivy::schema::{Field, Schema};
@@ -38,23 +39,6 @@ impl GlobalStatsProvider {
             doc_freqs,
         }
     }
-}
-
-/// Rebuilds a term from its field and wire bytes (as in [`term_to_wire`]).
-///
-/// The wire form is tantivy's serialized term without the 4-byte field id (type tag and
-/// value), so that shards whose schemas agree by name agree on the bytes.
-#[allow(deprecated)]
-pub fn term_from_wire(field: Field, value: &[u8]) -> Term {
-    let mut bytes = field.field_id().to_be_bytes().to_vec();
-    bytes.extend_from_slice(value);
-    Term::wrap(&bytes)
-}
-
-/// The wire bytes of a term: type tag and value, without the field id.
-#[allow(deprecated)]
-pub fn term_to_wire(term: &Term) -> Vec<u8> {
-    term.serialized_term()[4..].to_vec()
 }
 
 impl Bm25StatisticsProvider for GlobalStatsProvider {

@@ -17,6 +17,11 @@ pub struct SearchParams {
     pub timeout_ms: Option<i64>,
     /// Answer with the shards that did respond (default true); false → 503/504 instead.
     pub allow_partial: Option<bool>,
+    /// `global` (default: exact, the same scores as one index) or `local` (per-shard
+    /// statistics, one round trip less on a statistics-cache miss, scores depend on layout).
+    pub scoring: Option<String>,
+    /// Comma-separated text fields to return highlighted snippets of (`hits[].snippets`).
+    pub snippet: Option<String>,
 }
 
 /// A search answer.
@@ -71,4 +76,7 @@ pub struct Hit {
     pub shard: usize,
     /// Stored fields.
     pub fields: Map<String, Value>,
+    /// Highlighted snippets (matched terms in `<b>…</b>`), when asked with `snippet=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snippets: Option<Map<String, Value>>,
 }

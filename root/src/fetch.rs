@@ -1,73 +1,111 @@
 //! The fetch phase of query-then-fetch: only the documents of the final page are fetched,
 //! by external id, one batched `Fetch` call per shard, from any live replica of that shard.
+//! Snippets are made there too, weighted with the same (global) statistics as the scores.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use scatter_proto::v1::FetchRequest;
+use scatter_proto::v1::{FetchRequest, GlobalStats};
 use serde_json::{Map, Value};
 
 use crate::api::ShardFailure;
 use crate::cluster_client::Cluster;
+use crate::error::ApiError;
 use crate::fanout::{call_shard, ShardError};
 use crate::merge::ShardHit;
+
+/// Stored fields and snippets of one document.
+pub type FetchedDoc = (Map<String, Value>, Map<String, Value>);
+
+/// What the fetch phase needs besides the page.
+pub struct FetchOptions<'a> {
+    /// The query (its terms are highlighted).
+    pub query: &'a str,
+    /// Statistics to weigh snippet terms with.
+    pub stats: Option<GlobalStats>,
+    /// Fields to make snippets of.
+    pub snippet_fields: &'a [String],
+}
 
 /// Stored fields found for the page, and the shards whose fetch failed.
 #[derive(Debug, Default)]
 pub struct Fetched {
-    /// Fields by (shard, id).
-    pub fields: HashMap<(usize, String), Map<String, Value>>,
+    /// Fields and snippets by (shard, id).
+    pub docs: HashMap<(usize, String), FetchedDoc>,
     /// Failed fetch attempts of shards that gave no documents.
     pub failures: Vec<ShardFailure>,
     /// Shards whose fetch failed (their hits come back without fields).
     pub failed_shards: Vec<usize>,
     /// Some fetch ran out of time.
     pub timed_out: bool,
+    /// (shard, index generation) of every answer.
+    pub generations: Vec<(usize, u64)>,
 }
 
-/// Fetches the stored fields of `page` under `deadline`.
-pub async fn fetch_page(cluster: &Cluster, page: &[ShardHit], deadline: Instant) -> Fetched {
+/// Fetches the stored fields of `page` under `deadline`. A rejected request (e.g. a snippet
+/// field that is not text) is the caller's error.
+pub async fn fetch_page(
+    cluster: &Cluster,
+    page: &[ShardHit],
+    deadline: Instant,
+    options: &FetchOptions<'_>,
+) -> Result<Fetched, ApiError> {
     let mut by_shard: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for hit in page {
         by_shard.entry(hit.shard).or_default().push(hit.id.clone());
     }
     let calls = by_shard.into_iter().map(|(shard, ids)| {
-        let group = &cluster.shards[shard];
-        call_shard(group, deadline, move |mut client, budget| {
-            let mut req = tonic::Request::new(FetchRequest { ids: ids.clone() });
-            req.set_timeout(budget);
-            async move { client.fetch(req).await }
-        })
+        let request = FetchRequest {
+            ids,
+            snippet_fields: options.snippet_fields.to_vec(),
+            query: options.query.to_string(),
+            stats: options.stats.clone(),
+            snippet_max_chars: 0,
+        };
+        call_shard(
+            &cluster.shards[shard],
+            deadline,
+            move |mut client, budget| {
+                let mut req = tonic::Request::new(request.clone());
+                req.set_timeout(budget);
+                async move { client.fetch(req).await }
+            },
+        )
     });
     let mut fetched = Fetched::default();
     for outcome in futures::future::join_all(calls).await {
         match outcome.result {
             Ok(answer) => {
+                fetched
+                    .generations
+                    .push((outcome.shard, answer.value.generation));
                 for doc in answer.value.docs {
                     let fields = match serde_json::from_str(&doc.fields_json) {
                         Ok(Value::Object(map)) => map,
                         _ => Map::new(),
                     };
-                    fetched.fields.insert((outcome.shard, doc.id), fields);
+                    let snippets = doc
+                        .snippets
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    fetched
+                        .docs
+                        .insert((outcome.shard, doc.id), (fields, snippets));
                 }
             }
+            Err(ShardError::Rejected(reason)) => return Err(ApiError::bad_param(reason)),
             Err(err) => {
                 fetched.timed_out |= err == ShardError::TimedOut;
                 fetched.failed_shards.push(outcome.shard);
-                let mut failures = outcome.attempts_failed;
-                if let ShardError::Rejected(reason) = err {
-                    failures.push(ShardFailure {
-                        shard: outcome.shard,
-                        replica: None,
-                        reason,
-                    });
-                }
-                for f in &mut failures {
-                    f.reason = format!("fetch: {}", f.reason);
-                }
-                fetched.failures.extend(failures);
+                fetched
+                    .failures
+                    .extend(outcome.attempts_failed.into_iter().map(|mut f| {
+                        f.reason = format!("fetch: {}", f.reason);
+                        f
+                    }));
             }
         }
     }
-    fetched
+    Ok(fetched)
 }

@@ -21,7 +21,7 @@ use crate::api::SearchParams;
 use crate::cluster_client::Cluster;
 use crate::config::RootConfig;
 use crate::error::ApiError;
-use crate::root::{search, Search};
+use crate::root::{Root, Scoring, Search};
 
 /// Largest `from + size`.
 pub const MAX_WINDOW: i64 = 10_000;
@@ -29,8 +29,8 @@ pub const MAX_WINDOW: i64 = 10_000;
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
-    /// The cluster.
-    pub cluster: Arc<Cluster>,
+    /// The root (cluster and caches).
+    pub root: Arc<Root>,
     /// Configuration (defaults and limits).
     pub config: Arc<RootConfig>,
 }
@@ -74,7 +74,7 @@ async fn run_search(state: &AppState, params: SearchParams) -> Response {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    match search(&state.cluster, validated).await {
+    match state.root.search(validated).await {
         Ok(resp) => Json(resp).into_response(),
         Err(e) => e.into_response(),
     }
@@ -120,17 +120,37 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             t
         }
     };
+    let scoring = match p.scoring.as_deref() {
+        None | Some("global") => Scoring::Global,
+        Some("local") => Scoring::Local,
+        Some(other) => {
+            return Err(ApiError::bad_param(format!(
+                "scoring must be `global` or `local`, got {other:?}"
+            )))
+        }
+    };
+    let snippet_fields = p
+        .snippet
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect();
     Ok(Search {
         query,
         size: size as usize,
         from: from as usize,
         deadline: Instant::now() + timeout,
         allow_partial: p.allow_partial.unwrap_or(true),
+        scoring,
+        snippet_fields,
     })
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let missing = state.cluster.unavailable_shards();
+    let missing = state.root.cluster.unavailable_shards();
     if missing.is_empty() {
         Json(json!({"ready": true})).into_response()
     } else {
@@ -141,6 +161,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn cluster_state(State(state): State<AppState>) -> Response {
     let shards: Vec<_> = state
+        .root
         .cluster
         .shards
         .iter()
@@ -153,7 +174,8 @@ async fn cluster_state(State(state): State<AppState>) -> Response {
             json!({"shard": g.shard, "replicas": replicas})
         })
         .collect();
-    Json(json!({"shards": shards})).into_response()
+    let stats_cache = state.root.stats.counters();
+    Json(json!({"shards": shards, "stats_cache": stats_cache})).into_response()
 }
 
 /// A root bound to its address, not yet serving.
@@ -172,7 +194,7 @@ impl BoundRoot {
         Ok(BoundRoot {
             listener,
             state: AppState {
-                cluster,
+                root: Arc::new(Root::new(cluster)),
                 config: Arc::new(config),
             },
         })
@@ -188,7 +210,7 @@ impl BoundRoot {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let prober = self.state.cluster.spawn_prober();
+        let prober = self.state.root.cluster.spawn_prober();
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });

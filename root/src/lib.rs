@@ -5,6 +5,7 @@
 //! - [`root`]: one search end to end: validate, scatter, merge, fetch, report coverage;
 //! - [`fanout`]: the scatter: one call per shard in parallel under one deadline, with failover;
 //! - [`merge`]: the gather: k-way merge of per-shard ranked lists, deterministic on ties;
+//! - [`stats`]: global BM25 statistics (summed over shards, cached) for exact scoring;
 //! - [`fetch`]: the fetch phase: stored fields of the final page only, by id, from any replica;
 //! - [`cluster_client`]: replicas, their gRPC channels, health probing and the cluster schema;
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
@@ -18,6 +19,7 @@ pub mod fetch;
 pub mod http;
 pub mod merge;
 pub mod root;
+pub mod stats;
 
 pub use config::RootConfig;
 pub use http::{serve, BoundRoot};

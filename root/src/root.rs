@@ -1,18 +1,31 @@
-//! One search, end to end: validate the query against the cluster schema, scatter it to one
-//! replica of every shard, merge the ranked lists, fetch the page's documents, and report
-//! coverage honestly (which shards answered, which did not and why).
+//! One search, end to end: validate the query against the cluster schema, gather global term
+//! statistics (cached), scatter the search to one replica of every shard, merge the ranked
+//! lists, fetch the page's documents, and report coverage honestly (which shards answered,
+//! which did not and why).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use scatter_proto::v1::SearchRequest;
+use scatter_core::query::query_terms_wire;
+use scatter_proto::v1::{SearchRequest, SearchResponse as LeafResponse};
 
 use crate::api::{Hit, SearchResponse, ShardFailure, ShardsReport};
 use crate::cluster_client::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{scatter, ShardError};
-use crate::fetch::fetch_page;
+use crate::fanout::{scatter, ShardError, ShardOutcome};
+use crate::fetch::{fetch_page, FetchOptions};
 use crate::merge::{merge_top, ShardHit};
+use crate::stats::{global_stats, StatsCache};
+
+/// How scores are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    /// BM25 with cluster-wide statistics: the same scores as one index (default).
+    Global,
+    /// BM25 with each shard's own statistics: one round trip less, scores depend on layout.
+    Local,
+}
 
 /// A validated search request.
 #[derive(Debug, Clone)]
@@ -27,6 +40,191 @@ pub struct Search {
     pub deadline: Instant,
     /// Answer with the shards that responded when some did not.
     pub allow_partial: bool,
+    /// Global or local statistics.
+    pub scoring: Scoring,
+    /// Fields to return highlighted snippets of.
+    pub snippet_fields: Vec<String>,
+}
+
+/// The root: the cluster and what the root keeps about it.
+pub struct Root {
+    /// Shards and replicas.
+    pub cluster: Arc<Cluster>,
+    /// Global term statistics cache.
+    pub stats: StatsCache,
+}
+
+/// The search phase's results, gathered from every shard.
+#[derive(Default)]
+struct Gathered {
+    lists: Vec<Vec<ShardHit>>,
+    total_hits: u64,
+    failures: Vec<ShardFailure>,
+    failed_shards: Vec<usize>,
+    timed_out: bool,
+}
+
+impl Root {
+    /// A root over `cluster`.
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        let stats = StatsCache::new(cluster.shards.len());
+        Root { cluster, stats }
+    }
+
+    /// Runs one search.
+    pub async fn search(&self, search: Search) -> Result<SearchResponse, ApiError> {
+        let start = Instant::now();
+        let schema = self.cluster.schema(search.deadline).await.ok_or_else(|| {
+            ApiError::unavailable("no replica has answered yet, so the cluster schema is unknown")
+        })?;
+        let query = schema
+            .parser
+            .parse(&search.query)
+            .map_err(|e| ApiError::query_parse(e.to_string()))?;
+        let phase_deadline = search_phase_deadline(start, search.deadline);
+        let stats = match search.scoring {
+            Scoring::Local => None,
+            Scoring::Global => {
+                // At most half the search phase: a shard too slow to give statistics in time
+                // is left out of the sums rather than starving the search itself.
+                let now = Instant::now();
+                let stats_deadline = now + phase_deadline.saturating_duration_since(now) / 2;
+                let terms = query_terms_wire(&*query, &schema.tantivy);
+                global_stats(
+                    &self.cluster,
+                    &self.stats,
+                    &search.query,
+                    &terms,
+                    stats_deadline,
+                )
+                .await
+            }
+        };
+        let request = SearchRequest {
+            query: search.query.clone(),
+            k: (search.from + search.size) as u32,
+            offset: 0,
+            stats: stats.clone(),
+        };
+        let outcomes = scatter(&self.cluster, phase_deadline, |_, mut client, budget| {
+            let mut req = tonic::Request::new(request.clone());
+            req.set_timeout(budget);
+            async move { client.search(req).await }
+        })
+        .await;
+        let mut gathered = self.gather(outcomes)?;
+        let page = merge_top(&gathered.lists, search.from, search.size);
+        let options = FetchOptions {
+            query: &search.query,
+            stats,
+            snippet_fields: &search.snippet_fields,
+        };
+        let mut fetched = fetch_page(&self.cluster, &page, search.deadline, &options).await?;
+        gathered.timed_out |= fetched.timed_out;
+        gathered.failures.append(&mut fetched.failures);
+        gathered
+            .failed_shards
+            .extend(fetched.failed_shards.iter().copied());
+        gathered.failed_shards.sort_unstable();
+        gathered.failed_shards.dedup();
+        for (shard, generation) in fetched.generations.drain(..) {
+            self.stats.observe_generation(shard, generation);
+        }
+        let hits = page
+            .into_iter()
+            .map(|h| {
+                let doc = fetched.docs.remove(&(h.shard, h.id.clone()));
+                let (fields, snippets) = doc.unwrap_or_default();
+                Hit {
+                    fields,
+                    snippets: (!search.snippet_fields.is_empty()).then_some(snippets),
+                    id: h.id,
+                    score: h.score,
+                    shard: h.shard,
+                }
+            })
+            .collect();
+        self.respond(start, &search, gathered, hits)
+    }
+
+    /// Collects the shards' ranked lists and failures; a rejected query fails the request.
+    fn gather(&self, outcomes: Vec<ShardOutcome<LeafResponse>>) -> Result<Gathered, ApiError> {
+        let mut g = Gathered::default();
+        for outcome in outcomes {
+            match outcome.result {
+                Ok(answer) => {
+                    let resp = answer.value;
+                    self.stats
+                        .observe_generation(outcome.shard, resp.generation);
+                    g.total_hits += resp.total_hits;
+                    g.lists.push(
+                        resp.hits
+                            .into_iter()
+                            .map(|h| ShardHit {
+                                id: h.id,
+                                score: h.score,
+                                shard: outcome.shard,
+                            })
+                            .collect(),
+                    );
+                }
+                Err(ShardError::Rejected(reason)) => return Err(ApiError::query_parse(reason)),
+                Err(err) => {
+                    g.timed_out |= err == ShardError::TimedOut;
+                    g.failed_shards.push(outcome.shard);
+                    g.failures.extend(outcome.attempts_failed);
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    /// The response, or the 503/504 error when shards are missing and partial answers are
+    /// refused.
+    fn respond(
+        &self,
+        start: Instant,
+        search: &Search,
+        g: Gathered,
+        hits: Vec<Hit>,
+    ) -> Result<SearchResponse, ApiError> {
+        let total = self.cluster.shards.len();
+        let partial = !g.failed_shards.is_empty();
+        if partial && !search.allow_partial {
+            let (status, kind) = if g.timed_out {
+                (StatusCode::GATEWAY_TIMEOUT, "timeout")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "shards_unavailable")
+            };
+            let reasons: Vec<String> = g
+                .failures
+                .iter()
+                .map(|f| format!("shard {}: {}", f.shard, f.reason))
+                .collect();
+            return Err(ApiError::new(
+                status,
+                kind,
+                format!(
+                    "{} of {total} shards did not answer and allow_partial=false: {}",
+                    g.failed_shards.len(),
+                    reasons.join("; ")
+                ),
+            ));
+        }
+        Ok(SearchResponse {
+            took_ms: start.elapsed().as_millis() as u64,
+            timed_out: g.timed_out,
+            partial,
+            total_hits: g.total_hits,
+            shards: ShardsReport {
+                total,
+                successful: total - g.failed_shards.len(),
+                failed: g.failed_shards.len(),
+                failures: g.failures,
+            },
+            hits,
+        })
+    }
 }
 
 /// When the search phase must end: the request's deadline less a reserve for the fetch
@@ -34,121 +232,6 @@ pub struct Search {
 /// deadline still leaves time to fetch the other shards' documents.
 fn search_phase_deadline(start: Instant, deadline: Instant) -> Instant {
     let budget = deadline.saturating_duration_since(start);
-    let reserve = (budget / 5).min(std::time::Duration::from_millis(200));
+    let reserve = (budget / 5).min(Duration::from_millis(200));
     deadline - reserve
-}
-
-/// Runs `search` on `cluster`.
-pub async fn search(cluster: &Cluster, search: Search) -> Result<SearchResponse, ApiError> {
-    let start = Instant::now();
-    let schema = cluster.schema(search.deadline).await.ok_or_else(|| {
-        ApiError::unavailable("no replica has answered yet, so the cluster schema is unknown")
-    })?;
-    schema
-        .parser
-        .parse(&search.query)
-        .map_err(|e| ApiError::query_parse(e.to_string()))?;
-    let window = (search.from + search.size) as u32;
-    let request = SearchRequest {
-        query: search.query.clone(),
-        k: window,
-        offset: 0,
-        stats: None,
-    };
-    let outcomes = scatter(
-        cluster,
-        search_phase_deadline(start, search.deadline),
-        |_, mut client, budget| {
-            let mut req = tonic::Request::new(request.clone());
-            req.set_timeout(budget);
-            async move { client.search(req).await }
-        },
-    )
-    .await;
-
-    let mut lists = Vec::with_capacity(outcomes.len());
-    let mut failures: Vec<ShardFailure> = Vec::new();
-    let mut failed_shards = Vec::new();
-    let mut timed_out = false;
-    let mut total_hits = 0;
-    for outcome in outcomes {
-        match outcome.result {
-            Ok(answer) => {
-                total_hits += answer.value.total_hits;
-                lists.push(
-                    answer
-                        .value
-                        .hits
-                        .into_iter()
-                        .map(|h| ShardHit {
-                            id: h.id,
-                            score: h.score,
-                            shard: outcome.shard,
-                        })
-                        .collect(),
-                );
-            }
-            Err(ShardError::Rejected(reason)) => return Err(ApiError::query_parse(reason)),
-            Err(err) => {
-                timed_out |= err == ShardError::TimedOut;
-                failed_shards.push(outcome.shard);
-                failures.extend(outcome.attempts_failed);
-            }
-        }
-    }
-    let page = merge_top(&lists, search.from, search.size);
-    let mut fetched = fetch_page(cluster, &page, search.deadline).await;
-    timed_out |= fetched.timed_out;
-    failures.append(&mut fetched.failures);
-    failed_shards.extend(fetched.failed_shards.iter().copied());
-    failed_shards.sort_unstable();
-    failed_shards.dedup();
-
-    let partial = !failed_shards.is_empty();
-    if partial && !search.allow_partial {
-        let (status, kind) = if timed_out {
-            (StatusCode::GATEWAY_TIMEOUT, "timeout")
-        } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "shards_unavailable")
-        };
-        let reasons: Vec<String> = failures
-            .iter()
-            .map(|f| format!("shard {}: {}", f.shard, f.reason))
-            .collect();
-        return Err(ApiError::new(
-            status,
-            kind,
-            format!(
-                "{} of {} shards did not answer and allow_partial=false: {}",
-                failed_shards.len(),
-                cluster.shards.len(),
-                reasons.join("; ")
-            ),
-        ));
-    }
-    let hits = page
-        .into_iter()
-        .map(|h| Hit {
-            fields: fetched
-                .fields
-                .remove(&(h.shard, h.id.clone()))
-                .unwrap_or_default(),
-            id: h.id,
-            score: h.score,
-            shard: h.shard,
-        })
-        .collect();
-    Ok(SearchResponse {
-        took_ms: start.elapsed().as_millis() as u64,
-        timed_out,
-        partial,
-        total_hits,
-        shards: ShardsReport {
-            total: cluster.shards.len(),
-            successful: cluster.shards.len() - failed_shards.len(),
-            failed: failed_shards.len(),
-            failures,
-        },
-        hits,
-    })
 }

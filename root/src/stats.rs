@@ -1,0 +1,262 @@
+//! Global BM25 statistics (distributed frequency statistics, "DFS"): for a query's terms, the
+//! cluster-wide document frequencies, the total document count (sum of `max_doc`, deleted
+//! documents included, as tantivy counts them) and the per-field token totals, summed over
+//! shards. Sent with every search so each leaf scores exactly like one index would.
+//!
+//! Cached per term at the root; the cache is dropped whenever a shard reports an index
+//! generation other than the one the cached statistics were gathered at.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use scatter_proto::v1::{FieldTokens, GlobalStats, TermFreq, TermStatsRequest};
+
+use crate::cluster_client::Cluster;
+use crate::fanout::scatter;
+
+/// Most cached terms; past it the cache starts over.
+pub const MAX_CACHED_TERMS: usize = 1_000_000;
+
+/// A query's terms as `(field, wire bytes)`, see [`scatter_core::query::query_terms_wire`].
+pub type Terms = [(String, Vec<u8>)];
+
+#[derive(Default)]
+struct CacheState {
+    /// Per shard: the generation the cached statistics were gathered at.
+    generations: Vec<Option<u64>>,
+    total_num_docs: Option<u64>,
+    field_tokens: HashMap<String, u64>,
+    doc_freqs: HashMap<(String, Vec<u8>), u64>,
+}
+
+/// Counters of the statistics cache.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct CacheCounters {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that needed a `TermStats` round trip.
+    pub misses: u64,
+    /// Times the cache was dropped because an index changed.
+    pub invalidations: u64,
+}
+
+/// Cluster-wide term statistics, cached per term.
+#[derive(Default)]
+pub struct StatsCache {
+    state: Mutex<CacheState>,
+    counters: Mutex<CacheCounters>,
+}
+
+impl StatsCache {
+    /// An empty cache for `num_shards` shards.
+    pub fn new(num_shards: usize) -> Self {
+        let cache = StatsCache::default();
+        cache.state.lock().expect("stats cache").generations = vec![None; num_shards];
+        cache
+    }
+
+    /// The global statistics of `terms`, if every one of them is cached.
+    pub fn lookup(&self, terms: &Terms) -> Option<GlobalStats> {
+        let state = self.state.lock().expect("stats cache");
+        let found = build(&state, terms);
+        drop(state);
+        let mut c = self.counters.lock().expect("stats counters");
+        if found.is_some() {
+            c.hits += 1;
+        } else {
+            c.misses += 1;
+        }
+        found
+    }
+
+    /// Stores statistics gathered from every shard at `generations`.
+    pub fn store(&self, stats: &GlobalStats, generations: &[u64]) {
+        let mut state = self.state.lock().expect("stats cache");
+        let same = state
+            .generations
+            .iter()
+            .zip(generations)
+            .all(|(have, new)| have.is_none_or(|h| h == *new));
+        if !same || state.doc_freqs.len() > MAX_CACHED_TERMS {
+            clear(&mut state);
+        }
+        state.generations = generations.iter().map(|g| Some(*g)).collect();
+        state.total_num_docs = Some(stats.total_num_docs);
+        for ft in &stats.field_tokens {
+            state
+                .field_tokens
+                .insert(ft.field.clone(), ft.total_num_tokens);
+        }
+        for tf in &stats.term_freqs {
+            state
+                .doc_freqs
+                .insert((tf.field.clone(), tf.value.clone()), tf.doc_freq);
+        }
+    }
+
+    /// Notes that `shard` now serves `generation`; drops the cache if that is news.
+    pub fn observe_generation(&self, shard: usize, generation: u64) {
+        let mut state = self.state.lock().expect("stats cache");
+        let Some(slot) = state.generations.get(shard).copied() else {
+            return;
+        };
+        if slot.is_some_and(|g| g != generation) {
+            clear(&mut state);
+            drop(state);
+            self.counters.lock().expect("stats counters").invalidations += 1;
+        }
+    }
+
+    /// Hit, miss and invalidation counts.
+    pub fn counters(&self) -> CacheCounters {
+        *self.counters.lock().expect("stats counters")
+    }
+}
+
+fn clear(state: &mut CacheState) {
+    let n = state.generations.len();
+    *state = CacheState {
+        generations: vec![None; n],
+        ..Default::default()
+    };
+}
+
+fn build(state: &CacheState, terms: &Terms) -> Option<GlobalStats> {
+    let mut stats = GlobalStats {
+        total_num_docs: state.total_num_docs?,
+        ..Default::default()
+    };
+    let mut fields: Vec<&String> = terms.iter().map(|(f, _)| f).collect();
+    fields.dedup();
+    for field in fields {
+        stats.field_tokens.push(FieldTokens {
+            field: field.clone(),
+            total_num_tokens: *state.field_tokens.get(field)?,
+        });
+    }
+    for (field, value) in terms {
+        stats.term_freqs.push(TermFreq {
+            field: field.clone(),
+            value: value.clone(),
+            doc_freq: *state.doc_freqs.get(&(field.clone(), value.clone()))?,
+        });
+    }
+    Some(stats)
+}
+
+/// Sums per-shard statistics into cluster-wide ones.
+pub fn sum<'a>(parts: impl IntoIterator<Item = &'a GlobalStats>) -> GlobalStats {
+    let mut total_num_docs = 0;
+    let mut fields: HashMap<&str, u64> = HashMap::new();
+    let mut terms: HashMap<(&str, &[u8]), u64> = HashMap::new();
+    for part in parts {
+        total_num_docs += part.total_num_docs;
+        for ft in &part.field_tokens {
+            *fields.entry(&ft.field).or_default() += ft.total_num_tokens;
+        }
+        for tf in &part.term_freqs {
+            *terms.entry((&tf.field, &tf.value)).or_default() += tf.doc_freq;
+        }
+    }
+    let mut stats = GlobalStats {
+        total_num_docs,
+        field_tokens: fields
+            .into_iter()
+            .map(|(field, total_num_tokens)| FieldTokens {
+                field: field.to_string(),
+                total_num_tokens,
+            })
+            .collect(),
+        term_freqs: terms
+            .into_iter()
+            .map(|((field, value), doc_freq)| TermFreq {
+                field: field.to_string(),
+                value: value.to_vec(),
+                doc_freq,
+            })
+            .collect(),
+    };
+    stats.field_tokens.sort_by(|a, b| a.field.cmp(&b.field));
+    stats
+        .term_freqs
+        .sort_by(|a, b| (&a.field, &a.value).cmp(&(&b.field, &b.value)));
+    stats
+}
+
+/// The global statistics for `query` (whose terms are `terms`): from the cache, or gathered
+/// from one replica of every shard with `TermStats` (and cached when every shard answered).
+/// `None` when no shard answered.
+pub async fn global_stats(
+    cluster: &Cluster,
+    cache: &StatsCache,
+    query: &str,
+    terms: &Terms,
+    deadline: Instant,
+) -> Option<GlobalStats> {
+    if let Some(stats) = cache.lookup(terms) {
+        return Some(stats);
+    }
+    let request = TermStatsRequest {
+        query: query.to_string(),
+    };
+    let outcomes = scatter(cluster, deadline, |_, mut client, budget: Duration| {
+        let mut req = tonic::Request::new(request.clone());
+        req.set_timeout(budget);
+        async move { client.term_stats(req).await }
+    })
+    .await;
+    let answers: Vec<_> = outcomes
+        .into_iter()
+        .filter_map(|o| o.result.ok().map(|a| a.value))
+        .collect();
+    if answers.is_empty() {
+        return None;
+    }
+    let parts: Vec<&GlobalStats> = answers.iter().filter_map(|a| a.stats.as_ref()).collect();
+    let stats = sum(parts.iter().copied());
+    if answers.len() == cluster.shards.len() {
+        let generations: Vec<u64> = answers.iter().map(|a| a.generation).collect();
+        cache.store(&stats, &generations);
+    }
+    Some(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(docs: u64, tokens: u64, df: u64) -> GlobalStats {
+        GlobalStats {
+            total_num_docs: docs,
+            field_tokens: vec![FieldTokens {
+                field: "body".into(),
+                total_num_tokens: tokens,
+            }],
+            term_freqs: vec![TermFreq {
+                field: "body".into(),
+                value: b"sweb".to_vec(),
+                doc_freq: df,
+            }],
+        }
+    }
+
+    #[test]
+    fn sums_and_caches_until_a_generation_changes() {
+        let total = sum(&[part(10, 100, 3), part(5, 40, 1)]);
+        assert_eq!(total.total_num_docs, 15);
+        assert_eq!(total.field_tokens[0].total_num_tokens, 140);
+        assert_eq!(total.term_freqs[0].doc_freq, 4);
+        let cache = StatsCache::new(2);
+        let terms = [("body".to_string(), b"sweb".to_vec())];
+        assert!(cache.lookup(&terms).is_none());
+        cache.store(&total, &[7, 9]);
+        assert_eq!(cache.lookup(&terms), Some(total));
+        cache.observe_generation(1, 9);
+        assert!(cache.lookup(&terms).is_some());
+        cache.observe_generation(1, 10);
+        assert!(cache.lookup(&terms).is_none());
+        let c = cache.counters();
+        assert_eq!((c.hits, c.misses, c.invalidations), (2, 2, 1));
+    }
+}
