@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use scatter_core::ScatterSchema;
+use scatter_index_tools::verify::{verify, VerifyOptions};
 use scatter_index_tools::BuildOptions;
 use scatter_leaf::server::BoundLeaf;
 use scatter_leaf::LeafConfig;
@@ -71,6 +72,24 @@ struct RootArgs {
 enum IndexCommand {
     /// Bulk-load a JSONL corpus into N shard indexes.
     Build(BuildArgs),
+    /// Check that a sharded cluster ranks exactly like one index on a set of queries.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The cluster: a root URL (http://host:port) or a build directory (searched in-process).
+    #[arg(long)]
+    cluster: String,
+    /// The single-index build (`scatter index build --shards 1`) of the same corpus.
+    #[arg(long)]
+    reference: PathBuf,
+    /// Queries: plain text, TSV (id<TAB>query) or JSONL with a "query" field.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Depth compared.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +145,7 @@ fn init_tracing() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Index(IndexCommand::Build(args)) => index_build(args),
+        Command::Index(IndexCommand::Verify(args)) => runtime()?.block_on(index_verify(args)),
         Command::Leaf(args) => runtime()?.block_on(leaf(args)),
         Command::Root(args) => runtime()?.block_on(root(args)),
         Command::Up(args) => runtime()?.block_on(crate::up::up(args)),
@@ -155,6 +175,27 @@ fn index_build(args: BuildArgs) -> anyhow::Result<()> {
     })?;
     print!("{report}");
     println!("wrote {}", args.out.join("manifest.json").display());
+    Ok(())
+}
+
+async fn index_verify(args: VerifyArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.k >= 1 && args.k <= 1000,
+        "--k must be between 1 and 1000"
+    );
+    let report = verify(&VerifyOptions {
+        cluster: args.cluster,
+        reference: args.reference,
+        queries: args.queries,
+        k: args.k,
+    })
+    .await?;
+    print!("{report}");
+    anyhow::ensure!(
+        report.all_identical(),
+        "{} queries rank differently",
+        report.verdicts.len() - report.identical()
+    );
     Ok(())
 }
 
