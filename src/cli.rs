@@ -34,6 +34,8 @@ enum Command {
     Index(IndexCommand),
     /// Start a whole local cluster (index build, leaves, root) with one command.
     Up(crate::up::UpArgs),
+    /// Measure search latency: open-loop load, percentiles, plots, baselines.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Leaf(args) => runtime()?.block_on(leaf(args)),
         Command::Root(args) => runtime()?.block_on(root(args)),
         Command::Up(args) => runtime()?.block_on(crate::up::up(args)),
+        Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
     }
 }
 

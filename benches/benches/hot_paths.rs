@@ -1,0 +1,145 @@
+//! Criterion benches of the query path's hot pieces: k-way merge, routing, leaf search on a
+//! fixture index (the bundled Debian sample), statistics aggregation, response serialization.
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use scatter_core::{Router, RoutingParams, ScatterSchema};
+use scatter_proto::v1::{FieldTokens, GlobalStats, SearchRequest, TermFreq};
+use scatter_root::api::{Hit, SearchResponse, ShardsReport};
+use scatter_root::merge::{merge_top, rank_order, ShardHit};
+
+fn merge(c: &mut Criterion) {
+    let lists: Vec<Vec<ShardHit>> = (0..8)
+        .map(|shard| {
+            let mut l: Vec<ShardHit> = (0..100)
+                .map(|i| ShardHit {
+                    id: format!("doc-{shard}-{i}"),
+                    score: ((i * 7919 + shard * 31) % 1000) as f32 / 10.0,
+                    shard,
+                })
+                .collect();
+            l.sort_by(rank_order);
+            l
+        })
+        .collect();
+    c.bench_function("merge 8 lists x 100 -> top 10", |b| {
+        b.iter(|| merge_top(&lists, 0, 10))
+    });
+    c.bench_function("merge 8 lists x 100 -> top 100", |b| {
+        b.iter(|| merge_top(&lists, 0, 100))
+    });
+}
+
+fn routing(c: &mut Criterion) {
+    let router = Router::new(RoutingParams::new(16)).unwrap();
+    let ids: Vec<String> = (0..1000).map(|i| format!("package-{i}")).collect();
+    c.bench_function("route 1000 ids over 16 shards", |b| {
+        b.iter(|| {
+            ids.iter()
+                .map(|id| router.shard_for(id) as u64)
+                .sum::<u64>()
+        })
+    });
+}
+
+fn leaf_search(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    scatter_index_tools::build(&scatter_index_tools::BuildOptions {
+        input: root.join("data/debian-sample.jsonl.gz"),
+        shards: 1,
+        out: dir.path().to_path_buf(),
+        schema: ScatterSchema::from_file(&root.join("data/debian-schema.toml")).unwrap(),
+        memory_mb: 64,
+        strict: false,
+        force: false,
+        progress: false,
+    })
+    .unwrap();
+    let shard = scatter_leaf::Shard::open(&dir.path().join("shard-0")).unwrap();
+    let request = |q: &str| SearchRequest {
+        query: q.to_string(),
+        k: 10,
+        offset: 0,
+        stats: None,
+    };
+    let term = request("web server");
+    let phrase = request("\"text editor\"");
+    c.bench_function("leaf search `web server` top 10", |b| {
+        b.iter(|| shard.search(&term).unwrap())
+    });
+    c.bench_function("leaf search phrase top 10", |b| {
+        b.iter(|| shard.search(&phrase).unwrap())
+    });
+    let stats = shard.term_stats("web server library python").unwrap().stats;
+    let with_stats = SearchRequest {
+        stats,
+        ..request("web server library python")
+    };
+    c.bench_function("leaf search with global stats", |b| {
+        b.iter(|| shard.search(&with_stats).unwrap())
+    });
+}
+
+fn stats_sum(c: &mut Criterion) {
+    let parts: Vec<GlobalStats> = (0..8)
+        .map(|s| GlobalStats {
+            total_num_docs: 10_000 + s,
+            field_tokens: vec![
+                FieldTokens {
+                    field: "title".into(),
+                    total_num_tokens: 50_000,
+                },
+                FieldTokens {
+                    field: "body".into(),
+                    total_num_tokens: 500_000,
+                },
+            ],
+            term_freqs: (0..12)
+                .map(|t| TermFreq {
+                    field: if t % 2 == 0 { "title" } else { "body" }.into(),
+                    value: format!("sterm{t}").into_bytes(),
+                    doc_freq: t * 10 + s,
+                })
+                .collect(),
+        })
+        .collect();
+    c.bench_function("sum stats of 8 shards x 12 terms", |b| {
+        b.iter(|| scatter_root::stats::sum(&parts))
+    });
+}
+
+fn serialize(c: &mut Criterion) {
+    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+        r#"{"title":"Web server API fastcgi backend","body":"WSAPI is an API that abstracts the web server for Lua web applications, allowing the same application to be used in different web servers."}"#,
+    )
+    .unwrap();
+    let response = SearchResponse {
+        took_ms: 3,
+        timed_out: false,
+        partial: false,
+        total_hits: 695,
+        shards: ShardsReport {
+            total: 4,
+            successful: 4,
+            failed: 0,
+            failures: vec![],
+        },
+        hits: (0..10)
+            .map(|i| Hit {
+                id: format!("package-{i}"),
+                score: 17.5 - i as f32,
+                shard: i % 4,
+                fields: fields.clone(),
+                snippets: None,
+            })
+            .collect(),
+    };
+    c.bench_function("serialize a 10-hit response", |b| {
+        b.iter(|| serde_json::to_vec(&response).unwrap())
+    });
+}
+
+criterion_group!(benches, merge, routing, leaf_search, stats_sum, serialize);
+criterion_main!(benches);

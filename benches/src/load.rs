@@ -1,0 +1,168 @@
+//! Load generation. Open loop (default): request i is due at `start + i / rate`, whatever
+//! happened to earlier requests, and its latency is measured from that intended time, so a
+//! stall shows up in the percentiles instead of silently lowering the offered load (no
+//! coordinated omission, as in wrk2). At most `connections` requests are outstanding; a request
+//! waiting for a free connection is already late, and that wait is counted. Closed loop
+//! (`Rate::Max`): `connections` workers send back to back, to find saturation throughput.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::report::{RunReport, Tally};
+use crate::target::{Outcome, Target};
+
+/// Offered load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Requests per second, open loop.
+    Fixed(f64),
+    /// As fast as `connections` closed-loop workers can go.
+    Max,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        if s == "max" {
+            return Ok(Rate::Max);
+        }
+        let r: f64 = s.parse().map_err(|_| anyhow::anyhow!("bad rate {s:?}"))?;
+        anyhow::ensure!(r.is_finite() && r > 0.0, "rate must be > 0");
+        Ok(Rate::Fixed(r))
+    }
+}
+
+/// One load run.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// Offered load.
+    pub rate: Rate,
+    /// Measured time.
+    pub duration: Duration,
+    /// Unmeasured time before it (same load).
+    pub warmup: Duration,
+    /// Outstanding requests at most (open loop) or workers (closed loop).
+    pub connections: usize,
+    /// Queries, used in order (shuffle them beforehand if wanted).
+    pub queries: Arc<Vec<String>>,
+    /// Print a progress line to stderr.
+    pub progress: bool,
+}
+
+type Sample = (Duration, Outcome);
+
+/// Query stride of a closed-loop worker (a prime, so workers walk the list differently).
+const WORKER_STRIDE: usize = 7;
+
+/// Runs `spec` against `target` and reports.
+pub async fn run(target: Arc<dyn Target>, spec: &LoadSpec) -> anyhow::Result<RunReport> {
+    anyhow::ensure!(!spec.queries.is_empty(), "no queries to send");
+    let (tx, rx) = mpsc::unbounded_channel::<Sample>();
+    let start = Instant::now() + Duration::from_millis(5);
+    let measure_from = start + spec.warmup;
+    let end = measure_from + spec.duration;
+    let collector = tokio::spawn(collect(rx, spec.progress, start));
+    match spec.rate {
+        Rate::Fixed(rate) => open_loop(&target, spec, rate, start, measure_from, end, tx).await,
+        Rate::Max => closed_loop(&target, spec, measure_from, end, tx).await,
+    }
+    let (histogram, tally) = collector.await.expect("collector task");
+    Ok(RunReport::new(&target.label(), spec, &histogram, tally))
+}
+
+async fn open_loop(
+    target: &Arc<dyn Target>,
+    spec: &LoadSpec,
+    rate: f64,
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    tx: mpsc::UnboundedSender<Sample>,
+) {
+    let permits = Arc::new(Semaphore::new(spec.connections.max(1)));
+    let mut tasks = Vec::new();
+    for i in 0u64.. {
+        let intended = start + Duration::from_secs_f64(i as f64 / rate);
+        if intended >= end {
+            break;
+        }
+        tokio::time::sleep_until(intended.into()).await;
+        let query = spec.queries[(i as usize) % spec.queries.len()].clone();
+        let (target, permits, tx) = (target.clone(), permits.clone(), tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore open");
+            let outcome = target.call(&query).await;
+            if intended >= measure_from {
+                let _ = tx.send((intended.elapsed(), outcome));
+            }
+        }));
+    }
+    drop(tx);
+    futures::future::join_all(tasks).await;
+}
+
+async fn closed_loop(
+    target: &Arc<dyn Target>,
+    spec: &LoadSpec,
+    measure_from: Instant,
+    end: Instant,
+    tx: mpsc::UnboundedSender<Sample>,
+) {
+    let workers = (0..spec.connections.max(1)).map(|w| {
+        let (target, tx, queries) = (target.clone(), tx.clone(), spec.queries.clone());
+        tokio::spawn(async move {
+            let mut i = w;
+            while Instant::now() < end {
+                let sent = Instant::now();
+                let outcome = target.call(&queries[i % queries.len()]).await;
+                if sent >= measure_from {
+                    let _ = tx.send((sent.elapsed(), outcome));
+                }
+                i += WORKER_STRIDE;
+            }
+        })
+    });
+    let workers: Vec<_> = workers.collect();
+    drop(tx);
+    futures::future::join_all(workers).await;
+}
+
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Sample>,
+    progress: bool,
+    start: Instant,
+) -> (Histogram<u64>, Tally) {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+    let mut tally = Tally::default();
+    let tty = progress && std::io::stderr().is_terminal();
+    let mut last = Instant::now();
+    while let Some((latency, outcome)) = rx.recv().await {
+        let micros = (latency.as_micros() as u64).max(1);
+        histogram.saturating_record(micros);
+        tally.record(&outcome);
+        if progress && last.elapsed() >= Duration::from_secs(if tty { 1 } else { 5 }) {
+            last = Instant::now();
+            let line = format!(
+                "  {:>5.1}s  {} done, {} errors, p50 {:.2} ms, p99 {:.2} ms",
+                start.elapsed().as_secs_f64(),
+                histogram.len(),
+                tally.error_count(),
+                histogram.value_at_quantile(0.5) as f64 / 1000.0,
+                histogram.value_at_quantile(0.99) as f64 / 1000.0
+            );
+            if tty {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    (histogram, tally)
+}
