@@ -2,13 +2,17 @@
 //!
 //! - [`shard`]: the index, its reader and the search / fetch / statistics operations;
 //! - [`stats`]: BM25 statistics handed in by the root (global) as a tantivy provider;
+//! - [`ids`]: external ids of documents, resolved in O(1) from per-segment tables;
+//! - [`ties`]: exact tie-breaking by id at the top-k cut;
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a [`shard::Shard`];
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
+pub mod ids;
 pub mod server;
 pub mod service;
 pub mod shard;
 pub mod stats;
+pub mod ties;
 
 pub use server::{serve, LeafConfig};
 pub use shard::Shard;

@@ -12,17 +12,18 @@ use scatter_proto::v1::{
     FetchRequest, FetchResponse, FetchedDoc, InfoResponse, ScoredHit, SearchRequest,
     SearchResponse, TermStatsResponse,
 };
-use tantivy::collector::sort_key::{SortBySimilarityScore, SortByString};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::Bm25StatisticsProvider;
 use tantivy::schema::{Field, IndexRecordOption, Schema};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{
-    DocAddress, DocSet, Index, IndexReader, Order, ReloadPolicy, Score, Searcher, TantivyDocument,
-    Term, TERMINATED,
+    DocAddress, DocSet, Index, IndexReader, ReloadPolicy, Score, Searcher, TantivyDocument, Term,
+    TERMINATED,
 };
 
+use crate::ids::IdCache;
 use crate::stats::{local_stats, GlobalStatsProvider};
+use crate::ties::TiedIds;
 
 /// Snippet length when a request gives none.
 pub const DEFAULT_SNIPPET_CHARS: usize = 150;
@@ -55,6 +56,7 @@ pub struct Shard {
     schema: Schema,
     id_field: Field,
     parser: ScatterQueryParser,
+    ids: IdCache,
 }
 
 impl Shard {
@@ -75,6 +77,7 @@ impl Shard {
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
         let id_field = schema.get_field(&meta.schema.id_field)?;
+        let meta_id_field = meta.schema.id_field.clone();
         let parser = ScatterQueryParser::new(&meta.schema, &schema);
         Ok(Shard {
             path: path.to_path_buf(),
@@ -83,6 +86,7 @@ impl Shard {
             schema,
             id_field,
             parser,
+            ids: IdCache::new(&meta_id_field),
         })
     }
 
@@ -136,39 +140,77 @@ impl Shard {
             .stats
             .as_ref()
             .map(|s| GlobalStatsProvider::new(s, &self.schema));
-        let (total_hits, hits) = if req.k == 0 {
-            (searcher.search(&*query, &Count)?, Vec::new())
+        let window = window as usize;
+        let (total_hits, hits) = if window == 0 {
+            (searcher.search(&*query, &Count)? as u64, Vec::new())
         } else {
-            let top = TopDocs::with_limit(req.k as usize)
-                .and_offset(req.offset as usize)
-                .order_by((
-                    (SortBySimilarityScore, Order::Desc),
-                    (
-                        SortByString::for_field(&self.meta.schema.id_field),
-                        Order::Asc,
-                    ),
-                ));
-            let collector = (Count, top);
-            let (count, top) = match &provider {
-                Some(p) => searcher.search_with_statistics_provider(&*query, &collector, p)?,
-                None => searcher.search(&*query, &collector)?,
-            };
-            let hits = top
-                .into_iter()
-                .map(|((score, id), _addr)| ScoredHit {
-                    id: id.unwrap_or_default(),
-                    score,
-                })
-                .collect();
+            let scoring = ScoringWith(provider.as_ref());
+            let (count, mut hits) = self.top_by_score(&searcher, &*query, window, scoring)?;
+            hits.drain(..(req.offset as usize).min(hits.len()));
             (count, hits)
         };
         Ok(SearchResponse {
             hits,
-            total_hits: total_hits as u64,
+            total_hits,
             took_micros: start.elapsed().as_micros() as u64,
             generation: generation(&searcher),
             shard_id: self.meta.shard,
         })
+    }
+
+    /// The top `window` hits by (score desc, id asc) and the match count. Top `window + 1`
+    /// by score alone, ids looked up for those only. When the hit after the cut ties with the
+    /// last one kept, which tied documents make the cut depends on their ids: a second pass
+    /// ([`TiedIds`]) finds the smallest ids among all documents with that score.
+    fn top_by_score(
+        &self,
+        searcher: &Searcher,
+        query: &dyn tantivy::query::Query,
+        window: usize,
+        scoring: ScoringWith<'_>,
+    ) -> Result<(u64, Vec<ScoredHit>), ShardError> {
+        let collector = (Count, TopDocs::with_limit(window + 1).order_by_score());
+        let (count, top) = scoring.search(searcher, query, &collector)?;
+        let boundary_tie = top.len() > window && top[window].0 == top[window - 1].0;
+        if !boundary_tie {
+            let mut hits = self.with_ids(searcher, &top[..top.len().min(window)])?;
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+            return Ok((count as u64, hits));
+        }
+        let tied_score = top[window - 1].0;
+        let above = top
+            .iter()
+            .take_while(|(score, _)| *score > tied_score)
+            .count();
+        let tied = TiedIds {
+            score: tied_score,
+            ids: self.ids.get(searcher)?,
+            need: window - above,
+        };
+        let tied_ids = scoring.search(searcher, query, &tied)?;
+        let mut hits = self.with_ids(searcher, &top[..above])?;
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        hits.extend(tied_ids.into_iter().map(|id| ScoredHit {
+            id,
+            score: tied_score,
+        }));
+        Ok((count as u64, hits))
+    }
+
+    /// External ids of scored documents, from the id fast field.
+    fn with_ids(
+        &self,
+        searcher: &Searcher,
+        top: &[(Score, DocAddress)],
+    ) -> Result<Vec<ScoredHit>, ShardError> {
+        let ids = self.ids.get(searcher)?;
+        Ok(top
+            .iter()
+            .map(|&(score, addr)| ScoredHit {
+                id: ids.id(addr).unwrap_or_default().to_string(),
+                score,
+            })
+            .collect())
     }
 
     /// Stored fields of the documents with these external ids (unknown ids are skipped), and
@@ -292,6 +334,24 @@ impl Shard {
             stats: Some(local_stats(&searcher, &*query)?),
             generation: generation(&searcher),
         })
+    }
+}
+
+/// Scores with the given statistics provider, or with the searcher's own statistics.
+#[derive(Clone, Copy)]
+struct ScoringWith<'a>(Option<&'a GlobalStatsProvider>);
+
+impl ScoringWith<'_> {
+    fn search<C: tantivy::collector::Collector>(
+        self,
+        searcher: &Searcher,
+        query: &dyn tantivy::query::Query,
+        collector: &C,
+    ) -> tantivy::Result<C::Fruit> {
+        match self.0 {
+            Some(p) => searcher.search_with_statistics_provider(query, collector, p),
+            None => searcher.search(query, collector),
+        }
     }
 }
 
