@@ -46,6 +46,15 @@ struct LeafArgs {
     /// Address to listen on (port 0: any free port; the bound address is printed).
     #[arg(long, env = "SCATTER_LEAF_LISTEN", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    /// Testing aid: delay added to a delayed data call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    fault_delay_ms: u64,
+    /// Testing aid: fraction (0..1) of data calls delayed by --fault-delay-ms.
+    #[arg(long, default_value_t = 0.0)]
+    fault_delay_rate: f64,
+    /// Testing aid: fraction (0..1) of data calls failed with UNAVAILABLE.
+    #[arg(long, default_value_t = 0.0)]
+    fault_error_rate: f64,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +77,15 @@ struct RootArgs {
     /// How often every replica is probed, in milliseconds.
     #[arg(long, env = "SCATTER_ROOT_PROBE_INTERVAL_MS", default_value_t = 500)]
     probe_interval_ms: u64,
+    /// Hedges allowed per shard call, long-run (0.05 = 5%).
+    #[arg(long, env = "SCATTER_ROOT_HEDGE_BUDGET", default_value_t = 0.05)]
+    hedge_budget: f64,
+    /// Smallest hedge delay in milliseconds (the delay is the shard's recent p95, at least this).
+    #[arg(long, env = "SCATTER_ROOT_HEDGE_MIN_DELAY_MS", default_value_t = 2.0)]
+    hedge_min_delay_ms: f64,
+    /// Never hedge (failover on error still happens).
+    #[arg(long, env = "SCATTER_ROOT_NO_HEDGE")]
+    no_hedge: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +224,12 @@ async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
     let bound = BoundLeaf::bind(&LeafConfig {
         index: args.index.clone(),
         listen: args.listen,
+        faults: scatter_proto::v1::FaultSettings {
+            set: true,
+            delay_ms: args.fault_delay_ms,
+            delay_rate: args.fault_delay_rate,
+            error_rate: args.fault_error_rate,
+        },
     })
     .await?;
     let meta = bound.shard().meta();
@@ -228,6 +252,15 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.default_timeout = Duration::from_millis(args.timeout_ms);
     config.max_timeout = Duration::from_millis(args.max_timeout_ms);
     config.probe_interval = Duration::from_millis(args.probe_interval_ms.max(10));
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.hedge_budget),
+        "--hedge-budget must be between 0 and 1"
+    );
+    config.hedge = scatter_root::hedge::HedgeConfig {
+        enabled: !args.no_hedge,
+        budget_ratio: args.hedge_budget,
+        min_delay: Duration::from_secs_f64(args.hedge_min_delay_ms.max(0.0) / 1000.0),
+    };
     let bound = BoundRoot::bind(config).await.context("starting root")?;
     println!("listening on {}", bound.local_addr());
     bound.serve(shutdown_signal()).await

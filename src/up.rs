@@ -67,7 +67,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             if port != 0 {
                 port += 1;
             }
-            let leaf = BoundLeaf::bind(&LeafConfig { index: dir, listen }).await?;
+            let leaf = BoundLeaf::bind(&LeafConfig {
+                index: dir,
+                listen,
+                faults: Default::default(),
+            })
+            .await?;
             addrs.push(leaf.local_addr().to_string());
             tasks.push(tokio::spawn(leaf.serve(stopped(stop_rx.clone()))));
         }

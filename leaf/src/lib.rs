@@ -4,9 +4,11 @@
 //! - [`stats`]: BM25 statistics handed in by the root (global) as a tantivy provider;
 //! - [`ids`]: external ids of documents, resolved in O(1) from per-segment tables;
 //! - [`ties`]: exact tie-breaking by id at the top-k cut;
+//! - [`faults`]: fault injection (delays, errors), a testing aid;
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a [`shard::Shard`];
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
+pub mod faults;
 pub mod ids;
 pub mod server;
 pub mod service;

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use scatter_proto::v1::FaultSettings;
 use scatter_proto::LeafServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use crate::faults::Faults;
 use crate::service::LeafService;
 use crate::shard::Shard;
 
@@ -25,12 +27,15 @@ pub struct LeafConfig {
     pub index: PathBuf,
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// Injected faults (none by default).
+    pub faults: FaultSettings,
 }
 
 /// A leaf bound to its address, not yet serving.
 pub struct BoundLeaf {
     listener: TcpListener,
     shard: Arc<Shard>,
+    faults: Arc<Faults>,
 }
 
 impl BoundLeaf {
@@ -41,9 +46,11 @@ impl BoundLeaf {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let f = &config.faults;
         Ok(BoundLeaf {
             listener,
             shard: Arc::new(shard),
+            faults: Arc::new(Faults::new(f.delay_ms, f.delay_rate, f.error_rate)),
         })
     }
 
@@ -61,7 +68,7 @@ impl BoundLeaf {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<LeafServer<LeafService>>().await;
-        let leaf = LeafServer::new(LeafService::new(self.shard.clone()))
+        let leaf = LeafServer::new(LeafService::new(self.shard.clone(), self.faults.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));

@@ -1,15 +1,20 @@
-//! The `scatter.v1.Leaf` gRPC service: each call runs its tantivy work on the blocking pool,
-//! off the async threads, against the shared [`Shard`].
+//! The `scatter.v1.Leaf` gRPC service: each data call takes its injected fault (if any),
+//! checks its deadline, and runs its tantivy work on the blocking pool, off the async threads.
+//! Work whose caller has gone away (cancelled call) or whose deadline has passed while it
+//! waited for a blocking thread is skipped instead of computed for nobody.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use scatter_proto::v1::{
-    FetchRequest, FetchResponse, InfoRequest, InfoResponse, SearchRequest, SearchResponse,
-    TermStatsRequest, TermStatsResponse,
+    FaultSettings, FetchRequest, FetchResponse, InfoRequest, InfoResponse, SearchRequest,
+    SearchResponse, TermStatsRequest, TermStatsResponse,
 };
 use scatter_proto::Leaf;
 use tonic::{Request, Response, Status};
 
+use crate::faults::{Fault, Faults};
 use crate::shard::{Shard, ShardError};
 
 /// Most ids one `Fetch` call may ask for.
@@ -19,47 +24,103 @@ pub const MAX_FETCH_IDS: usize = 10_000;
 #[derive(Clone)]
 pub struct LeafService {
     shard: Arc<Shard>,
+    faults: Arc<Faults>,
 }
 
 impl LeafService {
-    /// Serves `shard`.
-    pub fn new(shard: Arc<Shard>) -> Self {
-        LeafService { shard }
+    /// Serves `shard`, with `faults` injected into data calls.
+    pub fn new(shard: Arc<Shard>, faults: Arc<Faults>) -> Self {
+        LeafService { shard, faults }
+    }
+
+    /// Runs one data call: fault, deadline, then `work` on the blocking pool.
+    async fn data_call<T: Send + 'static>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl FnOnce(&Shard) -> Result<T, ShardError> + Send + 'static,
+    ) -> Result<Response<T>, Status> {
+        match self.faults.draw() {
+            Fault::Error => return Err(Status::unavailable("injected fault")),
+            Fault::Delay(d) => tokio::time::sleep(d).await,
+            Fault::None => {}
+        }
+        let expired = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
+        if expired(deadline) {
+            return Err(Status::deadline_exceeded(
+                "deadline passed before the work started",
+            ));
+        }
+        // Set when this future is dropped: the caller cancelled or went away.
+        let gone = Arc::new(AtomicBool::new(false));
+        let _guard = SetOnDrop(gone.clone());
+        let shard = self.shard.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            if gone.load(Ordering::Relaxed) || expired(deadline) {
+                return Err(ShardError::Skipped);
+            }
+            work(&shard)
+        });
+        match task.await {
+            Ok(Ok(v)) => Ok(Response::new(v)),
+            Ok(Err(ShardError::InvalidArgument(m))) => Err(Status::invalid_argument(m)),
+            Ok(Err(ShardError::Skipped)) => Err(Status::deadline_exceeded("deadline passed")),
+            Ok(Err(e)) => Err(Status::internal(e.to_string())),
+            Err(join) => Err(Status::internal(format!("leaf task failed: {join}"))),
+        }
     }
 }
 
-/// Runs `f` on the blocking pool and maps its error to a gRPC status.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ShardError> + Send + 'static,
-) -> Result<Response<T>, Status> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(Response::new(v)),
-        Ok(Err(ShardError::InvalidArgument(m))) => Err(Status::invalid_argument(m)),
-        Ok(Err(e)) => Err(Status::internal(e.to_string())),
-        Err(join) => Err(Status::internal(format!("leaf task failed: {join}"))),
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// The deadline a caller sent as the `grpc-timeout` header (`<digits><H|M|S|m|u|n>`).
+pub fn deadline_of<T>(request: &Request<T>) -> Option<Instant> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Instant::now().checked_add(timeout)
 }
 
 #[tonic::async_trait]
 impl Leaf for LeafService {
     async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         let shard = self.shard.clone();
-        blocking(move || Ok(shard.info())).await
+        match tokio::task::spawn_blocking(move || shard.info()).await {
+            Ok(info) => Ok(Response::new(info)),
+            Err(e) => Err(Status::internal(format!("leaf task failed: {e}"))),
+        }
     }
 
     async fn search(
         &self,
         request: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
-        let shard = self.shard.clone();
+        let deadline = deadline_of(&request);
         let req = request.into_inner();
-        blocking(move || shard.search(&req)).await
+        self.data_call(deadline, move |shard| shard.search(&req))
+            .await
     }
 
     async fn fetch(
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
+        let deadline = deadline_of(&request);
         let req = request.into_inner();
         if req.ids.len() > MAX_FETCH_IDS {
             return Err(Status::invalid_argument(format!(
@@ -67,16 +128,26 @@ impl Leaf for LeafService {
                 req.ids.len()
             )));
         }
-        let shard = self.shard.clone();
-        blocking(move || shard.fetch(&req)).await
+        self.data_call(deadline, move |shard| shard.fetch(&req))
+            .await
     }
 
     async fn term_stats(
         &self,
         request: Request<TermStatsRequest>,
     ) -> Result<Response<TermStatsResponse>, Status> {
-        let shard = self.shard.clone();
+        let deadline = deadline_of(&request);
         let query = request.into_inner().query;
-        blocking(move || shard.term_stats(&query)).await
+        self.data_call(deadline, move |shard| shard.term_stats(&query))
+            .await
+    }
+
+    async fn set_faults(
+        &self,
+        request: Request<FaultSettings>,
+    ) -> Result<Response<FaultSettings>, Status> {
+        let settings = self.faults.set(request.get_ref());
+        tracing::warn!(?settings, "fault injection settings");
+        Ok(Response::new(settings))
     }
 }

@@ -40,6 +40,9 @@ pub enum ShardError {
     /// The index failed: try another replica.
     #[error("index error: {0}")]
     Internal(#[from] tantivy::TantivyError),
+    /// Not done: the caller went away or its deadline passed before the work started.
+    #[error("skipped: the caller is gone or its deadline passed")]
+    Skipped,
 }
 
 impl From<QueryError> for ShardError {

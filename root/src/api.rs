@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::fanout::ShardProfile;
+
 /// Search parameters, from the query string (`GET /search`) or a JSON body (`POST /search`).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SearchParams {
@@ -22,10 +24,12 @@ pub struct SearchParams {
     pub scoring: Option<String>,
     /// Comma-separated text fields to return highlighted snippets of (`hits[].snippets`).
     pub snippet: Option<String>,
+    /// Report per shard which replica answered, attempts, hedges and times (`profile`).
+    pub profile: Option<bool>,
 }
 
 /// A search answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SearchResponse {
     /// Wall time at the root, in milliseconds.
     pub took_ms: u64,
@@ -39,6 +43,18 @@ pub struct SearchResponse {
     pub shards: ShardsReport,
     /// The page of hits, best first.
     pub hits: Vec<Hit>,
+    /// What happened at each shard, when asked with `profile=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+/// Per-shard calls of both phases.
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    /// Search phase, one entry per shard.
+    pub search: Vec<ShardProfile>,
+    /// Fetch phase, one entry per shard with hits on the page.
+    pub fetch: Vec<ShardProfile>,
 }
 
 /// Which shards answered.

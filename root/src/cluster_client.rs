@@ -3,7 +3,7 @@
 //! (`Info` calls), and the cluster's schema learnt from the leaves.
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -15,22 +15,41 @@ use serde::Serialize;
 use tantivy::schema::Schema;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::balance::{p2c_order, PeakEwma};
 use crate::config::RootConfig;
+use crate::hedge::LatencyWindow;
 
 /// Largest gRPC message the root accepts from a leaf.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Consecutive failed calls or probes that eject a replica.
+pub const EJECT_AFTER_FAILURES: u32 = 3;
+/// First ejection period; it doubles with each further ejection, up to [`MAX_EJECTION`].
+pub const BASE_EJECTION: Duration = Duration::from_secs(1);
+/// Longest ejection period.
+pub const MAX_EJECTION: Duration = Duration::from_secs(30);
+
 /// Health of one replica, as last observed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplicaState {
-    /// Answered its last probe or call.
+    /// Answered its last probe or call and is not ejected.
     pub up: bool,
-    /// Why it is down or excluded.
+    /// Why it is down or ejected.
     pub last_error: Option<String>,
     /// Index generation from its last answer.
     pub generation: u64,
     /// Live documents from its last probe.
     pub num_docs: u64,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Times it was ejected.
+    pub ejections: u64,
+    /// Milliseconds of ejection left (0 when not ejected).
+    pub ejected_for_ms: u64,
+    /// Serves another shard, shard count or schema: never called.
+    pub misconfigured: bool,
+    #[serde(skip)]
+    ejected_until: Option<Instant>,
 }
 
 /// One replica of one shard.
@@ -39,6 +58,8 @@ pub struct Replica {
     pub addr: String,
     client: LeafClient<Channel>,
     state: Mutex<ReplicaState>,
+    load: Mutex<PeakEwma>,
+    in_flight: AtomicUsize,
 }
 
 impl Replica {
@@ -60,6 +81,8 @@ impl Replica {
                 last_error: Some("not probed yet".to_string()),
                 ..Default::default()
             }),
+            load: Mutex::new(PeakEwma::default()),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -70,28 +93,154 @@ impl Replica {
 
     /// Current state.
     pub fn state(&self) -> ReplicaState {
-        self.state.lock().expect("replica state").clone()
+        let mut s = self.state.lock().expect("replica state").clone();
+        s.ejected_for_ms = s.ejected_until.map_or(0, |t| {
+            t.saturating_duration_since(Instant::now()).as_millis() as u64
+        });
+        s
     }
 
-    /// Whether the replica is considered healthy.
+    /// Healthy and not ejected: a first choice for calls.
     pub fn is_up(&self) -> bool {
         self.state.lock().expect("replica state").up
     }
 
-    /// Records a failed call or probe: the replica is avoided until a probe succeeds.
-    pub fn mark_down(&self, reason: String) {
-        let mut s = self.state.lock().expect("replica state");
-        s.up = false;
-        s.last_error = Some(reason);
+    /// Latency estimate (peak EWMA).
+    pub fn latency_estimate(&self) -> Duration {
+        self.load.lock().expect("replica load").estimate()
     }
 
-    fn mark_up(&self, info: &InfoResponse) {
+    /// Calls outstanding.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Load cost for replica choice: latency estimate × (outstanding + 1).
+    pub fn cost(&self) -> f64 {
+        self.load
+            .lock()
+            .expect("replica load")
+            .cost(self.in_flight())
+    }
+
+    /// Starts tracking one call; the guard records its latency and outcome.
+    pub fn start_call(self: &Arc<Self>) -> CallGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        CallGuard {
+            replica: self.clone(),
+            start: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// Records a failure. `hard` (the replica is unreachable) ejects at once; otherwise
+    /// [`EJECT_AFTER_FAILURES`] in a row do.
+    pub fn record_failure(&self, reason: String, hard: bool) {
         let mut s = self.state.lock().expect("replica state");
-        s.up = true;
-        s.last_error = None;
+        s.consecutive_failures += 1;
+        s.last_error = Some(reason);
+        let already = s.ejected_until.is_some_and(|t| t > Instant::now());
+        if !already && (hard || s.consecutive_failures >= EJECT_AFTER_FAILURES) {
+            let period = BASE_EJECTION
+                .saturating_mul(1 << s.ejections.min(5))
+                .min(MAX_EJECTION);
+            s.ejected_until = Some(Instant::now() + period);
+            s.ejections += 1;
+            s.up = false;
+            tracing::warn!(replica = %self.addr, ?period, "replica ejected");
+        }
+    }
+
+    /// Records a successful call: clears the failure count (and an ejection, since a call
+    /// reached it only because nothing better was left).
+    fn record_success(&self) {
+        let mut s = self.state.lock().expect("replica state");
+        s.consecutive_failures = 0;
+        if !s.up && !s.misconfigured && s.ejected_until.is_none_or(|t| t <= Instant::now()) {
+            s.up = true;
+            s.ejected_until = None;
+            s.last_error = None;
+        }
+    }
+
+    /// Records a successful probe: back in service once its ejection period is over.
+    fn probe_ok(&self, info: &InfoResponse) {
+        let mut s = self.state.lock().expect("replica state");
         s.generation = info.generation;
         s.num_docs = info.num_docs;
+        s.misconfigured = false;
+        if s.ejected_until.is_none_or(|t| t <= Instant::now()) {
+            s.up = true;
+            s.ejected_until = None;
+            s.last_error = None;
+            s.consecutive_failures = 0;
+        }
     }
+
+    fn mark_misconfigured(&self, reason: String) {
+        let mut s = self.state.lock().expect("replica state");
+        s.up = false;
+        s.misconfigured = true;
+        s.last_error = Some(reason);
+    }
+}
+
+/// Tracks one call to a replica: outstanding count and latency estimate. Dropped without
+/// [`CallGuard::finish`] (the call was cancelled, e.g. a hedge won), the time it had taken
+/// still counts, so a replica whose calls keep losing looks slow.
+pub struct CallGuard {
+    replica: Arc<Replica>,
+    start: Instant,
+    done: bool,
+}
+
+impl CallGuard {
+    /// Time since the call started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The call answered (`ok`) or failed.
+    pub fn finish(mut self, ok: bool) -> Duration {
+        self.done = true;
+        let elapsed = self.start.elapsed();
+        self.replica
+            .load
+            .lock()
+            .expect("replica load")
+            .observe(elapsed);
+        if ok {
+            self.replica.record_success();
+        }
+        elapsed
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.done {
+            let elapsed = self.start.elapsed();
+            self.replica
+                .load
+                .lock()
+                .expect("replica load")
+                .observe(elapsed);
+        }
+    }
+}
+
+/// Counters of one shard's calls.
+#[derive(Debug, Default)]
+pub struct ShardCounters {
+    /// Shard calls (one per phase per request).
+    pub calls: AtomicU64,
+    /// Hedged calls sent.
+    pub hedges: AtomicU64,
+    /// Hedged calls that answered first.
+    pub hedge_wins: AtomicU64,
+    /// Calls sent to another replica after an error.
+    pub failovers: AtomicU64,
 }
 
 /// The replicas of one shard.
@@ -100,18 +249,21 @@ pub struct ShardGroup {
     pub shard: usize,
     /// Replicas, in configuration order.
     pub replicas: Vec<Arc<Replica>>,
-    next: AtomicUsize,
+    /// Recent call latencies (for the hedge delay).
+    pub latency: LatencyWindow,
+    /// Call counters.
+    pub counters: ShardCounters,
 }
 
 impl ShardGroup {
-    /// The order in which to try replicas for one call: healthy replicas first, each group
-    /// rotated round-robin so load spreads over replicas.
+    /// The order in which to try replicas for one call: healthy replicas by power of two
+    /// choices over their load cost, then ejected or down ones (tried only as a last resort).
     pub fn replica_order(&self) -> Vec<Arc<Replica>> {
-        let n = self.replicas.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let rotated = (0..n).map(|i| self.replicas[(start + i) % n].clone());
-        let (up, down): (Vec<_>, Vec<_>) = rotated.partition(|r| r.is_up());
-        up.into_iter().chain(down).collect()
+        let usable = self.replicas.iter().filter(|r| !r.state().misconfigured);
+        let (up, down): (Vec<_>, Vec<_>) = usable.cloned().partition(|r| r.is_up());
+        let mut order = p2c_order(up.into_iter().map(|r| (r.cost(), r)).collect());
+        order.extend(p2c_order(down.into_iter().map(|r| (r.cost(), r)).collect()));
+        order
     }
 
     /// Whether some replica is healthy.
@@ -153,7 +305,8 @@ impl Cluster {
             shards.push(ShardGroup {
                 shard,
                 replicas,
-                next: AtomicUsize::new(0),
+                latency: LatencyWindow::default(),
+                counters: ShardCounters::default(),
             });
         }
         Ok(Arc::new(Cluster {
@@ -214,14 +367,16 @@ impl Cluster {
         let call = client.info(req);
         let info = match tokio::time::timeout(Duration::from_secs(1), call).await {
             Ok(Ok(resp)) => resp.into_inner(),
-            Ok(Err(status)) => return replica.mark_down(format!("probe: {}", status.message())),
-            Err(_) => return replica.mark_down("probe: timed out".to_string()),
+            Ok(Err(status)) => {
+                return replica.record_failure(format!("probe: {}", status.message()), false)
+            }
+            Err(_) => return replica.record_failure("probe: timed out".to_string(), false),
         };
         match self.check_info(shard, &info) {
-            Ok(()) => replica.mark_up(&info),
+            Ok(()) => replica.probe_ok(&info),
             Err(reason) => {
                 tracing::error!(replica = %replica.addr, shard, "{reason}");
-                replica.mark_down(reason);
+                replica.mark_misconfigured(reason);
             }
         }
     }

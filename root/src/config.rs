@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use crate::hedge::HedgeConfig;
+
 /// How a root runs.
 #[derive(Debug, Clone)]
 pub struct RootConfig {
@@ -20,6 +22,8 @@ pub struct RootConfig {
     pub max_timeout: Duration,
     /// How often replicas are probed (gRPC `Info`).
     pub probe_interval: Duration,
+    /// Hedged requests.
+    pub hedge: HedgeConfig,
 }
 
 impl RootConfig {
@@ -31,6 +35,7 @@ impl RootConfig {
             default_timeout: Duration::from_millis(1000),
             max_timeout: Duration::from_secs(60),
             probe_interval: Duration::from_millis(500),
+            hedge: HedgeConfig::default(),
         }
     }
 

@@ -1,16 +1,25 @@
-//! The scatter: call every shard in parallel under one deadline. Within a shard, replicas are
-//! tried one after the other (healthy first): on an error the next replica is called at once,
-//! while the deadline lasts; each call carries the remaining budget as its gRPC deadline.
+//! The scatter: call every shard in parallel under one deadline. Within a shard (see
+//! [`call_shard`]): the first replica by power of two choices; on an error the next replica
+//! at once (failover); if no answer after the hedge delay, the next replica too (hedge, within
+//! the budget); the first good answer wins and the calls still running are cancelled. Never
+//! more than one call per replica per request; each call carries the remaining budget as its
+//! gRPC deadline.
 
 use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use scatter_proto::LeafClient;
+use serde::Serialize;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::api::ShardFailure;
-use crate::cluster_client::{Cluster, ShardGroup};
+use crate::cluster_client::{Cluster, Replica, ShardGroup};
+use crate::hedge::{HedgeBudget, HedgeConfig};
 
 /// A shard's answer and the replica that gave it.
 #[derive(Debug)]
@@ -32,6 +41,36 @@ pub enum ShardError {
     Rejected(String),
 }
 
+/// One call to one replica, for `profile=true`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptProfile {
+    /// Replica address.
+    pub replica: String,
+    /// `ok`, `cancelled` (another call won), `timed out`, or the error.
+    pub outcome: String,
+    /// Milliseconds from the shard call's start to this call's launch.
+    pub started_ms: f64,
+    /// Milliseconds the call took (until its answer or cancellation).
+    pub took_ms: f64,
+    /// Sent as a hedge (not after an error).
+    pub hedge: bool,
+}
+
+/// What happened at one shard, for `profile=true`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShardProfile {
+    /// Shard number.
+    pub shard: usize,
+    /// Replica whose answer was used.
+    pub replica: Option<String>,
+    /// A hedge was sent.
+    pub hedged: bool,
+    /// Every call made.
+    pub attempts: Vec<AttemptProfile>,
+    /// Milliseconds until the shard's outcome.
+    pub took_ms: f64,
+}
+
 /// What happened at one shard.
 #[derive(Debug)]
 pub struct ShardOutcome<T> {
@@ -41,60 +80,178 @@ pub struct ShardOutcome<T> {
     pub result: Result<Answer<T>, ShardError>,
     /// Failed attempts, in order (also when a later replica answered).
     pub attempts_failed: Vec<ShardFailure>,
+    /// The calls made.
+    pub profile: ShardProfile,
 }
 
-/// Calls one shard: replicas in turn until one answers, the deadline passes, or the request
-/// is rejected. `call` gets a replica's client and the remaining budget.
+/// Hedging as applied by one root: its settings and its budget.
+#[derive(Debug)]
+pub struct Hedging {
+    /// Settings.
+    pub config: HedgeConfig,
+    /// Shared budget.
+    pub budget: HedgeBudget,
+}
+
+impl Hedging {
+    /// Hedging with `config`.
+    pub fn new(config: HedgeConfig) -> Self {
+        Hedging {
+            budget: HedgeBudget::new(config.budget_ratio),
+            config,
+        }
+    }
+}
+
+enum CallResult<T> {
+    Ok(T),
+    Rejected(String),
+    TimedOut,
+    /// Failed; `true` when the replica looks unreachable.
+    Failed(String, bool),
+}
+
+fn classify<T>(
+    r: Result<Result<tonic::Response<T>, Status>, tokio::time::error::Elapsed>,
+    deadline: Instant,
+) -> CallResult<T> {
+    match r {
+        Ok(Ok(resp)) => CallResult::Ok(resp.into_inner()),
+        Ok(Err(s)) if s.code() == Code::InvalidArgument => {
+            CallResult::Rejected(s.message().to_string())
+        }
+        Ok(Err(s)) if s.code() == Code::DeadlineExceeded || past(deadline) => CallResult::TimedOut,
+        Ok(Err(s)) => {
+            let msg = if s.message().is_empty() {
+                "no message"
+            } else {
+                s.message()
+            };
+            let unreachable = s.code() == Code::Unavailable
+                && (msg.contains("transport") || msg.contains("connect"));
+            CallResult::Failed(format!("{:?}: {msg}", s.code()), unreachable)
+        }
+        Err(_) => CallResult::TimedOut,
+    }
+}
+
+/// Calls one shard (see the module doc). `call` gets a replica's client and the remaining
+/// budget.
 pub async fn call_shard<T, F, Fut>(
     group: &ShardGroup,
     deadline: Instant,
+    hedging: &Hedging,
     call: F,
 ) -> ShardOutcome<T>
 where
     F: Fn(LeafClient<Channel>, Duration) -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, Status>>,
 {
-    let mut failed = Vec::new();
-    let mut result = Err(ShardError::Exhausted);
-    for replica in group.replica_order() {
+    let start = Instant::now();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let order = group.replica_order();
+    group.counters.calls.fetch_add(1, Ordering::Relaxed);
+    hedging.budget.deposit();
+    let launch = |idx: usize, replica: &Arc<Replica>| {
+        let guard = replica.start_call();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            result = Err(ShardError::TimedOut);
-            break;
+        let fut = tokio::time::timeout(remaining, call(replica.client(), remaining));
+        async move { (idx, guard, fut.await) }
+    };
+    let mut in_flight = FuturesUnordered::new();
+    let mut profile = ShardProfile {
+        shard: group.shard,
+        ..Default::default()
+    };
+    let mut failed = Vec::new();
+    let mut next = 0;
+    let mut pending: Vec<usize> = Vec::new();
+    if let Some(first) = order.first() {
+        in_flight.push(launch(0, first));
+        pending.push(0);
+        profile.attempts.push(attempt(first, 0.0, false));
+        next = 1;
+    }
+    let hedge_delay = group.latency.hedge_delay(hedging.config.min_delay);
+    let mut hedge_timer = pin!(tokio::time::sleep_until((start + hedge_delay).into()));
+    let mut may_hedge = hedging.config.enabled && order.len() > 1;
+    let mut deadline_timer = pin!(tokio::time::sleep_until(deadline.into()));
+    let result = loop {
+        if in_flight.is_empty() {
+            break Err(if past(deadline) {
+                ShardError::TimedOut
+            } else {
+                ShardError::Exhausted
+            });
         }
-        let failure = |reason: String| ShardFailure {
-            shard: group.shard,
-            replica: Some(replica.addr.clone()),
-            reason,
-        };
-        match tokio::time::timeout(remaining, call(replica.client(), remaining)).await {
-            Ok(Ok(resp)) => {
-                result = Ok(Answer {
-                    value: resp.into_inner(),
-                    replica: replica.addr.clone(),
-                });
-                break;
+        tokio::select! {
+            Some((idx, guard, r)) = in_flight.next() => {
+                pending.retain(|p| *p != idx);
+                let replica = &order[idx];
+                let a = &mut profile.attempts[idx];
+                match classify(r, deadline) {
+                    CallResult::Ok(value) => {
+                        let took = guard.finish(true);
+                        group.latency.record(took);
+                        (a.outcome, a.took_ms) = ("ok".into(), ms(took));
+                        if a.hedge {
+                            group.counters.hedge_wins.fetch_add(1, Ordering::Relaxed);
+                        }
+                        profile.replica = Some(replica.addr.clone());
+                        break Ok(Answer { value, replica: replica.addr.clone() });
+                    }
+                    CallResult::Rejected(reason) => {
+                        guard.finish(true);
+                        break Err(ShardError::Rejected(reason));
+                    }
+                    CallResult::TimedOut => {
+                        let took = guard.finish(false);
+                        (a.outcome, a.took_ms) = ("timed out".into(), ms(took));
+                        failed.push(failure(group, replica, "timed out".into()));
+                    }
+                    CallResult::Failed(reason, hard) => {
+                        let took = guard.finish(false);
+                        (a.outcome, a.took_ms) = (reason.clone(), ms(took));
+                        replica.record_failure(reason.clone(), hard);
+                        failed.push(failure(group, replica, reason));
+                        if next < order.len() && !past(deadline) {
+                            group.counters.failovers.fetch_add(1, Ordering::Relaxed);
+                            in_flight.push(launch(next, &order[next]));
+                            pending.push(next);
+                            profile.attempts.push(attempt(&order[next], ms(start.elapsed()), false));
+                            next += 1;
+                        }
+                    }
+                }
             }
-            Ok(Err(status)) if status.code() == Code::InvalidArgument => {
-                result = Err(ShardError::Rejected(status.message().to_string()));
-                break;
+            _ = &mut hedge_timer, if may_hedge => {
+                may_hedge = false;
+                if next < order.len() && hedging.budget.try_spend() {
+                    group.counters.hedges.fetch_add(1, Ordering::Relaxed);
+                    profile.hedged = true;
+                    in_flight.push(launch(next, &order[next]));
+                    pending.push(next);
+                    profile.attempts.push(attempt(&order[next], ms(start.elapsed()), true));
+                    next += 1;
+                }
             }
-            Ok(Err(status)) if status.code() == Code::DeadlineExceeded || past(deadline) => {
-                failed.push(failure("deadline exceeded".to_string()));
-                result = Err(ShardError::TimedOut);
-                break;
+            _ = &mut deadline_timer => {
+                for idx in &pending {
+                    failed.push(failure(group, &order[*idx], "timed out".into()));
+                }
+                break Err(ShardError::TimedOut);
             }
-            Ok(Err(status)) => {
-                let reason = describe(&status);
-                replica.mark_down(reason.clone());
-                failed.push(failure(reason));
+        }
+    };
+    drop(in_flight);
+    for a in &mut profile.attempts {
+        if a.outcome.is_empty() {
+            a.outcome = if result.is_ok() {
+                "cancelled"
+            } else {
+                "timed out"
             }
-            Err(_) => {
-                replica.mark_down("timed out".to_string());
-                failed.push(failure("timed out".to_string()));
-                result = Err(ShardError::TimedOut);
-                break;
-            }
+            .into();
         }
     }
     if matches!(result, Err(ShardError::TimedOut)) && failed.is_empty() {
@@ -104,10 +261,30 @@ where
             reason: "deadline passed before a replica could be called".to_string(),
         });
     }
+    profile.took_ms = ms(start.elapsed());
     ShardOutcome {
         shard: group.shard,
         result,
         attempts_failed: failed,
+        profile,
+    }
+}
+
+fn attempt(replica: &Replica, started_ms: f64, hedge: bool) -> AttemptProfile {
+    AttemptProfile {
+        replica: replica.addr.clone(),
+        outcome: String::new(),
+        started_ms,
+        took_ms: 0.0,
+        hedge,
+    }
+}
+
+fn failure(group: &ShardGroup, replica: &Replica, reason: String) -> ShardFailure {
+    ShardFailure {
+        shard: group.shard,
+        replica: Some(replica.addr.clone()),
+        reason,
     }
 }
 
@@ -115,6 +292,7 @@ where
 pub async fn scatter<T, F, Fut>(
     cluster: &Cluster,
     deadline: Instant,
+    hedging: &Hedging,
     call: F,
 ) -> Vec<ShardOutcome<T>>
 where
@@ -123,7 +301,7 @@ where
 {
     let calls = cluster.shards.iter().map(|group| {
         let call = &call;
-        call_shard(group, deadline, move |client, budget| {
+        call_shard(group, deadline, hedging, move |client, budget| {
             call(group.shard, client, budget)
         })
     });
@@ -134,11 +312,4 @@ where
 /// whatever status the client library reported.
 fn past(deadline: Instant) -> bool {
     deadline.saturating_duration_since(Instant::now()) < Duration::from_millis(1)
-}
-
-/// A short description of a failed gRPC call.
-fn describe(status: &Status) -> String {
-    let msg = status.message();
-    let msg = if msg.is_empty() { "no message" } else { msg };
-    format!("{:?}: {msg}", status.code())
 }

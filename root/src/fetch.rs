@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::api::ShardFailure;
 use crate::cluster_client::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{call_shard, ShardError};
+use crate::fanout::{call_shard, Hedging, ShardError, ShardProfile};
 use crate::merge::ShardHit;
 
 /// Stored fields and snippets of one document.
@@ -40,12 +40,15 @@ pub struct Fetched {
     pub timed_out: bool,
     /// (shard, index generation) of every answer.
     pub generations: Vec<(usize, u64)>,
+    /// The calls made, per shard.
+    pub profiles: Vec<ShardProfile>,
 }
 
 /// Fetches the stored fields of `page` under `deadline`. A rejected request (e.g. a snippet
 /// field that is not text) is the caller's error.
 pub async fn fetch_page(
     cluster: &Cluster,
+    hedging: &Hedging,
     page: &[ShardHit],
     deadline: Instant,
     options: &FetchOptions<'_>,
@@ -65,6 +68,7 @@ pub async fn fetch_page(
         call_shard(
             &cluster.shards[shard],
             deadline,
+            hedging,
             move |mut client, budget| {
                 let mut req = tonic::Request::new(request.clone());
                 req.set_timeout(budget);
@@ -74,6 +78,7 @@ pub async fn fetch_page(
     });
     let mut fetched = Fetched::default();
     for outcome in futures::future::join_all(calls).await {
+        fetched.profiles.push(outcome.profile);
         match outcome.result {
             Ok(answer) => {
                 fetched

@@ -146,6 +146,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         allow_partial: p.allow_partial.unwrap_or(true),
         scoring,
         snippet_fields,
+        profile: p.profile.unwrap_or(false),
     })
 }
 
@@ -160,8 +161,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn cluster_state(State(state): State<AppState>) -> Response {
-    let shards: Vec<_> = state
-        .root
+    let root = &state.root;
+    let shards: Vec<_> = root
         .cluster
         .shards
         .iter()
@@ -169,12 +170,29 @@ async fn cluster_state(State(state): State<AppState>) -> Response {
             let replicas: Vec<_> = g
                 .replicas
                 .iter()
-                .map(|r| json!({"addr": r.addr, "state": r.state()}))
+                .map(|r| {
+                    json!({
+                        "addr": r.addr,
+                        "state": r.state(),
+                        "latency_estimate_ms": r.latency_estimate().as_secs_f64() * 1000.0,
+                        "in_flight": r.in_flight(),
+                    })
+                })
                 .collect();
-            json!({"shard": g.shard, "replicas": replicas})
+            let c = &g.counters;
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            json!({
+                "shard": g.shard,
+                "calls": load(&c.calls),
+                "hedges": load(&c.hedges),
+                "hedge_wins": load(&c.hedge_wins),
+                "failovers": load(&c.failovers),
+                "hedge_delay_ms": g.latency.hedge_delay(root.hedging.config.min_delay).as_secs_f64() * 1000.0,
+                "replicas": replicas,
+            })
         })
         .collect();
-    let stats_cache = state.root.stats.counters();
+    let stats_cache = root.stats.counters();
     Json(json!({"shards": shards, "stats_cache": stats_cache})).into_response()
 }
 
@@ -194,7 +212,7 @@ impl BoundRoot {
         Ok(BoundRoot {
             listener,
             state: AppState {
-                root: Arc::new(Root::new(cluster)),
+                root: Arc::new(Root::new(cluster, config.hedge)),
                 config: Arc::new(config),
             },
         })

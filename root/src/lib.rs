@@ -4,6 +4,8 @@
 //! - [`http`]: the axum API (`/search`, `/healthz`, `/readyz`, `/cluster`), parameters, errors;
 //! - [`root`]: one search end to end: validate, scatter, merge, fetch, report coverage;
 //! - [`fanout`]: the scatter: one call per shard in parallel under one deadline, with failover;
+//! - [`hedge`]: hedge delay (recent p95) and the hedge budget;
+//! - [`balance`]: replica choice, power of two choices over peak-EWMA load;
 //! - [`merge`]: the gather: k-way merge of per-shard ranked lists, deterministic on ties;
 //! - [`stats`]: global BM25 statistics (summed over shards, cached) for exact scoring;
 //! - [`fetch`]: the fetch phase: stored fields of the final page only, by id, from any replica;
@@ -11,11 +13,13 @@
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
 
 pub mod api;
+pub mod balance;
 pub mod cluster_client;
 pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod fetch;
+pub mod hedge;
 pub mod http;
 pub mod merge;
 pub mod root;

@@ -10,11 +10,12 @@ use axum::http::StatusCode;
 use scatter_core::query::query_terms_wire;
 use scatter_proto::v1::{SearchRequest, SearchResponse as LeafResponse};
 
-use crate::api::{Hit, SearchResponse, ShardFailure, ShardsReport};
+use crate::api::{Hit, Profile, SearchResponse, ShardFailure, ShardsReport};
 use crate::cluster_client::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{scatter, ShardError, ShardOutcome};
+use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardProfile};
 use crate::fetch::{fetch_page, FetchOptions};
+use crate::hedge::HedgeConfig;
 use crate::merge::{merge_top, ShardHit};
 use crate::stats::{global_stats, StatsCache};
 
@@ -44,6 +45,8 @@ pub struct Search {
     pub scoring: Scoring,
     /// Fields to return highlighted snippets of.
     pub snippet_fields: Vec<String>,
+    /// Report what happened at each shard.
+    pub profile: bool,
 }
 
 /// The root: the cluster and what the root keeps about it.
@@ -52,6 +55,8 @@ pub struct Root {
     pub cluster: Arc<Cluster>,
     /// Global term statistics cache.
     pub stats: StatsCache,
+    /// Hedging settings and budget.
+    pub hedging: Hedging,
 }
 
 /// The search phase's results, gathered from every shard.
@@ -62,13 +67,18 @@ struct Gathered {
     failures: Vec<ShardFailure>,
     failed_shards: Vec<usize>,
     timed_out: bool,
+    profiles: Vec<ShardProfile>,
 }
 
 impl Root {
-    /// A root over `cluster`.
-    pub fn new(cluster: Arc<Cluster>) -> Self {
+    /// A root over `cluster`, hedging by `hedge`.
+    pub fn new(cluster: Arc<Cluster>, hedge: HedgeConfig) -> Self {
         let stats = StatsCache::new(cluster.shards.len());
-        Root { cluster, stats }
+        Root {
+            cluster,
+            stats,
+            hedging: Hedging::new(hedge),
+        }
     }
 
     /// Runs one search.
@@ -92,6 +102,7 @@ impl Root {
                 let terms = query_terms_wire(&*query, &schema.tantivy);
                 global_stats(
                     &self.cluster,
+                    &self.hedging,
                     &self.stats,
                     &search.query,
                     &terms,
@@ -106,11 +117,16 @@ impl Root {
             offset: 0,
             stats: stats.clone(),
         };
-        let outcomes = scatter(&self.cluster, phase_deadline, |_, mut client, budget| {
-            let mut req = tonic::Request::new(request.clone());
-            req.set_timeout(budget);
-            async move { client.search(req).await }
-        })
+        let outcomes = scatter(
+            &self.cluster,
+            phase_deadline,
+            &self.hedging,
+            |_, mut client, budget| {
+                let mut req = tonic::Request::new(request.clone());
+                req.set_timeout(budget);
+                async move { client.search(req).await }
+            },
+        )
         .await;
         let mut gathered = self.gather(outcomes)?;
         let page = merge_top(&gathered.lists, search.from, search.size);
@@ -119,7 +135,14 @@ impl Root {
             stats,
             snippet_fields: &search.snippet_fields,
         };
-        let mut fetched = fetch_page(&self.cluster, &page, search.deadline, &options).await?;
+        let mut fetched = fetch_page(
+            &self.cluster,
+            &self.hedging,
+            &page,
+            search.deadline,
+            &options,
+        )
+        .await?;
         gathered.timed_out |= fetched.timed_out;
         gathered.failures.append(&mut fetched.failures);
         gathered
@@ -144,13 +167,20 @@ impl Root {
                 }
             })
             .collect();
-        self.respond(start, &search, gathered, hits)
+        let profile = search.profile.then(|| Profile {
+            search: std::mem::take(&mut gathered.profiles),
+            fetch: std::mem::take(&mut fetched.profiles),
+        });
+        let mut response = self.respond(start, &search, gathered, hits)?;
+        response.profile = profile;
+        Ok(response)
     }
 
     /// Collects the shards' ranked lists and failures; a rejected query fails the request.
     fn gather(&self, outcomes: Vec<ShardOutcome<LeafResponse>>) -> Result<Gathered, ApiError> {
         let mut g = Gathered::default();
         for outcome in outcomes {
+            g.profiles.push(outcome.profile);
             match outcome.result {
                 Ok(answer) => {
                     let resp = answer.value;
@@ -223,6 +253,7 @@ impl Root {
                 failures: g.failures,
             },
             hits,
+            profile: None,
         })
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use scatter_proto::v1::{FieldTokens, GlobalStats, TermFreq, TermStatsRequest};
 
 use crate::cluster_client::Cluster;
-use crate::fanout::scatter;
+use crate::fanout::{scatter, Hedging};
 
 /// Most cached terms; past it the cache starts over.
 pub const MAX_CACHED_TERMS: usize = 1_000_000;
@@ -189,6 +189,7 @@ pub fn sum<'a>(parts: impl IntoIterator<Item = &'a GlobalStats>) -> GlobalStats 
 /// `None` when no shard answered.
 pub async fn global_stats(
     cluster: &Cluster,
+    hedging: &Hedging,
     cache: &StatsCache,
     query: &str,
     terms: &Terms,
@@ -200,11 +201,16 @@ pub async fn global_stats(
     let request = TermStatsRequest {
         query: query.to_string(),
     };
-    let outcomes = scatter(cluster, deadline, |_, mut client, budget: Duration| {
-        let mut req = tonic::Request::new(request.clone());
-        req.set_timeout(budget);
-        async move { client.term_stats(req).await }
-    })
+    let outcomes = scatter(
+        cluster,
+        deadline,
+        hedging,
+        |_, mut client, budget: Duration| {
+            let mut req = tonic::Request::new(request.clone());
+            req.set_timeout(budget);
+            async move { client.term_stats(req).await }
+        },
+    )
     .await;
     let answers: Vec<_> = outcomes
         .into_iter()

@@ -1,0 +1,118 @@
+//! Replica choice: power of two choices over a peak-EWMA latency estimate times outstanding
+//! requests, as in Finagle and tower's `balance::p2c` with `PeakEwma` (hand-rolled here because
+//! the root tries replicas in an order — first choice, failover, hedge — rather than sending
+//! through one balanced service).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Latency estimate that jumps up to any slower observation at once and decays toward faster
+/// ones with time constant `decay`.
+#[derive(Debug, Clone, Copy)]
+pub struct PeakEwma {
+    estimate_ns: f64,
+    last: Instant,
+    decay_ns: f64,
+}
+
+/// Estimate of a replica nothing is known about yet.
+pub const DEFAULT_RTT: Duration = Duration::from_millis(1);
+/// Decay time constant of the estimate.
+pub const DECAY: Duration = Duration::from_secs(2);
+
+impl Default for PeakEwma {
+    fn default() -> Self {
+        PeakEwma {
+            estimate_ns: DEFAULT_RTT.as_nanos() as f64,
+            last: Instant::now(),
+            decay_ns: DECAY.as_nanos() as f64,
+        }
+    }
+}
+
+impl PeakEwma {
+    /// Folds in one observed round trip.
+    pub fn observe(&mut self, rtt: Duration) {
+        let now = Instant::now();
+        let rtt = rtt.as_nanos() as f64;
+        if rtt > self.estimate_ns {
+            self.estimate_ns = rtt;
+        } else {
+            let elapsed = now.saturating_duration_since(self.last).as_nanos() as f64;
+            let w = (-elapsed / self.decay_ns).exp();
+            self.estimate_ns = self.estimate_ns * w + rtt * (1.0 - w);
+        }
+        self.last = now;
+    }
+
+    /// Current estimate.
+    pub fn estimate(&self) -> Duration {
+        Duration::from_nanos(self.estimate_ns as u64)
+    }
+
+    /// Load cost with `in_flight` outstanding requests.
+    pub fn cost(&self, in_flight: usize) -> f64 {
+        self.estimate_ns * (in_flight as f64 + 1.0)
+    }
+}
+
+static SEED: AtomicU64 = AtomicU64::new(0x5EED);
+
+/// A cheap pseudo-random number (splitmix64 over a shared counter).
+pub fn random() -> u64 {
+    let mut z = SEED
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Orders candidates by `cost` for one call: the first is the cheaper of two picked at random
+/// (power of two choices), the rest follow cheapest first.
+pub fn p2c_order<T>(mut items: Vec<(f64, T)>) -> Vec<T> {
+    items.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if items.len() > 2 {
+        let n = items.len() as u64;
+        let a = (random() % n) as usize;
+        let b = (a + 1 + (random() % (n - 1)) as usize) % items.len();
+        let first = if items[a].0 <= items[b].0 { a } else { b };
+        let chosen = items.remove(first);
+        items.insert(0, chosen);
+    }
+    items.into_iter().map(|(_, t)| t).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_ewma_jumps_up_and_decays_down() {
+        let mut e = PeakEwma::default();
+        e.observe(Duration::from_millis(100));
+        assert_eq!(e.estimate(), Duration::from_millis(100));
+        e.last -= Duration::from_secs(10);
+        e.observe(Duration::from_millis(1));
+        assert!(
+            e.estimate() < Duration::from_millis(3),
+            "{:?}",
+            e.estimate()
+        );
+        assert!(e.cost(3) > e.cost(0));
+    }
+
+    #[test]
+    fn p2c_prefers_cheaper_and_keeps_everyone() {
+        let order = p2c_order(vec![(5.0, "slow"), (1.0, "fast")]);
+        assert_eq!(order, ["fast", "slow"]);
+        let mut firsts = std::collections::HashMap::new();
+        for _ in 0..3000 {
+            let o = p2c_order(vec![(1.0, 'a'), (2.0, 'b'), (3.0, 'c')]);
+            assert_eq!(o.len(), 3);
+            *firsts.entry(o[0]).or_insert(0) += 1;
+        }
+        // 'c' is never first: it loses every pair it is in.
+        assert!(!firsts.contains_key(&'c') && firsts[&'a'] > firsts[&'b']);
+    }
+}
