@@ -135,6 +135,7 @@ fn serialize(c: &mut Criterion) {
                 snippets: None,
             })
             .collect(),
+        profile: None,
     };
     c.bench_function("serialize a 10-hit response", |b| {
         b.iter(|| serde_json::to_vec(&response).unwrap())

@@ -24,6 +24,9 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Consecutive failed calls or probes that eject a replica.
 pub const EJECT_AFTER_FAILURES: u32 = 3;
+/// Consecutive races lost to a sibling replica (its call was still running when another
+/// replica's answer won) that eject a replica as a latency outlier.
+pub const EJECT_AFTER_LOST_RACES: u32 = 3;
 /// First ejection period; it doubles with each further ejection, up to [`MAX_EJECTION`].
 pub const BASE_EJECTION: Duration = Duration::from_secs(1);
 /// Longest ejection period.
@@ -42,6 +45,8 @@ pub struct ReplicaState {
     pub num_docs: u64,
     /// Failures in a row.
     pub consecutive_failures: u32,
+    /// Races lost to a sibling replica in a row.
+    pub consecutive_lost_races: u32,
     /// Times it was ejected.
     pub ejections: u64,
     /// Milliseconds of ejection left (0 when not ejected).
@@ -138,9 +143,26 @@ impl Replica {
     pub fn record_failure(&self, reason: String, hard: bool) {
         let mut s = self.state.lock().expect("replica state");
         s.consecutive_failures += 1;
+        let eject = hard || s.consecutive_failures >= EJECT_AFTER_FAILURES;
+        self.note_problem(&mut s, reason, eject);
+    }
+
+    /// Records that a sibling replica answered while this one's call was still running;
+    /// [`EJECT_AFTER_LOST_RACES`] in a row eject it as a latency outlier.
+    pub fn record_lost_race(&self) {
+        let mut s = self.state.lock().expect("replica state");
+        s.consecutive_lost_races += 1;
+        if s.consecutive_lost_races >= EJECT_AFTER_LOST_RACES {
+            s.consecutive_lost_races = 0;
+            let reason = format!("slow: lost {EJECT_AFTER_LOST_RACES} races in a row");
+            self.note_problem(&mut s, reason, true);
+        }
+    }
+
+    fn note_problem(&self, s: &mut ReplicaState, reason: String, eject: bool) {
         s.last_error = Some(reason);
         let already = s.ejected_until.is_some_and(|t| t > Instant::now());
-        if !already && (hard || s.consecutive_failures >= EJECT_AFTER_FAILURES) {
+        if !already && eject {
             let period = BASE_EJECTION
                 .saturating_mul(1 << s.ejections.min(5))
                 .min(MAX_EJECTION);
@@ -156,6 +178,7 @@ impl Replica {
     fn record_success(&self) {
         let mut s = self.state.lock().expect("replica state");
         s.consecutive_failures = 0;
+        s.consecutive_lost_races = 0;
         if !s.up && !s.misconfigured && s.ejected_until.is_none_or(|t| t <= Instant::now()) {
             s.up = true;
             s.ejected_until = None;

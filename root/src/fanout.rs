@@ -197,6 +197,9 @@ where
                         if a.hedge {
                             group.counters.hedge_wins.fetch_add(1, Ordering::Relaxed);
                         }
+                        for other in &pending {
+                            order[*other].record_lost_race();
+                        }
                         profile.replica = Some(replica.addr.clone());
                         break Ok(Answer { value, replica: replica.addr.clone() });
                     }

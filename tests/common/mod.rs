@@ -83,13 +83,20 @@ impl Proc {
 
     /// Starts a leaf on shard directory `dir`.
     pub fn leaf(dir: &Path) -> Proc {
-        Proc::start(&[
+        Proc::leaf_with(dir, &[])
+    }
+
+    /// Starts a leaf on shard directory `dir` with extra arguments.
+    pub fn leaf_with(dir: &Path, extra: &[String]) -> Proc {
+        let mut args = vec![
             "leaf",
             "--index",
             dir.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
-        ])
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        Proc::start(&args)
     }
 
     /// Starts a root over `shards` (replica addresses per shard).
@@ -144,6 +151,16 @@ pub struct Cluster {
 impl Cluster {
     /// Starts leaves over the build in `dir` and a root over them.
     pub async fn start(dir: &Path, replicas: u32, root_args: &[&str]) -> Cluster {
+        Cluster::start_with(dir, replicas, root_args, |_, _| Vec::new()).await
+    }
+
+    /// Like [`Cluster::start`], with `leaf_args(shard, replica)` added to each leaf.
+    pub async fn start_with(
+        dir: &Path,
+        replicas: u32,
+        root_args: &[&str],
+        leaf_args: impl Fn(u32, u32) -> Vec<String>,
+    ) -> Cluster {
         let manifest = scatter_core::Manifest::load(dir).unwrap();
         let mut leaves = Vec::new();
         for k in 0..manifest.num_shards {
@@ -157,7 +174,7 @@ impl Cluster {
                     copy_dir(&src, &copy);
                     copy
                 };
-                group.push(Proc::leaf(&path));
+                group.push(Proc::leaf_with(&path, &leaf_args(k, r)));
             }
             leaves.push(group);
         }
@@ -173,6 +190,18 @@ impl Cluster {
         };
         cluster.wait_ready().await;
         cluster
+    }
+
+    /// `GET /cluster`.
+    pub async fn state(&self) -> Value {
+        self.http
+            .get(self.url("/cluster"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Base URL of the root.
