@@ -86,6 +86,9 @@ struct RootArgs {
     /// Never hedge (failover on error still happens).
     #[arg(long, env = "SCATTER_ROOT_NO_HEDGE")]
     no_hedge: bool,
+    /// Result cache size in MB (0: no cache).
+    #[arg(long, env = "SCATTER_ROOT_RESULT_CACHE_MB", default_value_t = 64)]
+    result_cache_mb: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,6 +259,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
         (0.0..=1.0).contains(&args.hedge_budget),
         "--hedge-budget must be between 0 and 1"
     );
+    config.result_cache_bytes = args.result_cache_mb << 20;
     config.hedge = scatter_root::hedge::HedgeConfig {
         enabled: !args.no_hedge,
         budget_ratio: args.hedge_budget,

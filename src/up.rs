@@ -13,6 +13,7 @@ use scatter_core::{Manifest, ScatterSchema};
 use scatter_index_tools::BuildOptions;
 use scatter_leaf::server::BoundLeaf;
 use scatter_leaf::LeafConfig;
+use scatter_proto::v1::FaultSettings;
 use scatter_root::{BoundRoot, RootConfig};
 use tokio::sync::watch;
 
@@ -49,6 +50,21 @@ pub struct UpArgs {
     /// Rebuild the indexes even if the data directory holds a build.
     #[arg(long)]
     rebuild: bool,
+    /// Testing aid: the first replica of every shard delays this many milliseconds...
+    #[arg(long, default_value_t = 0)]
+    fault_delay_ms: u64,
+    /// ...on this fraction (0..1) of its data calls.
+    #[arg(long, default_value_t = 0.0)]
+    fault_delay_rate: f64,
+    /// Testing aid: the first replica of every shard fails this fraction of its data calls.
+    #[arg(long, default_value_t = 0.0)]
+    fault_error_rate: f64,
+    /// Never hedge (failover on error still happens).
+    #[arg(long)]
+    no_hedge: bool,
+    /// Result cache size of the root in MB (0: no cache).
+    #[arg(long, default_value_t = 64)]
+    result_cache_mb: usize,
 }
 
 /// Runs the local cluster until Ctrl-C.
@@ -67,10 +83,20 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             if port != 0 {
                 port += 1;
             }
+            let faults = if r == 0 {
+                FaultSettings {
+                    set: true,
+                    delay_ms: args.fault_delay_ms,
+                    delay_rate: args.fault_delay_rate,
+                    error_rate: args.fault_error_rate,
+                }
+            } else {
+                FaultSettings::default()
+            };
             let leaf = BoundLeaf::bind(&LeafConfig {
                 index: dir,
                 listen,
-                faults: Default::default(),
+                faults,
             })
             .await?;
             addrs.push(leaf.local_addr().to_string());
@@ -79,7 +105,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         println!("shard {k}: leaves {}", addrs.join(", "));
         shards.push(addrs);
     }
-    let root = BoundRoot::bind(RootConfig::new(args.listen, shards)).await?;
+    let mut config = RootConfig::new(args.listen, shards);
+    config.hedge.enabled = !args.no_hedge;
+    config.result_cache_bytes = args.result_cache_mb << 20;
+    let root = BoundRoot::bind(config).await?;
     let url = format!("http://{}", root.local_addr());
     tasks.push(tokio::spawn(root.serve(stopped(stop_rx.clone()))));
     println!("root listening on {url}");

@@ -365,6 +365,19 @@ impl Cluster {
             .flatten()
     }
 
+    /// Per shard, a fingerprint of the index generations its replicas last reported: it
+    /// changes whenever any replica's searchable index changes.
+    pub fn generations(&self) -> Vec<u64> {
+        self.shards
+            .iter()
+            .map(|g| {
+                g.replicas.iter().fold(0u64, |acc, r| {
+                    acc.rotate_left(17) ^ r.state.lock().expect("replica state").generation
+                })
+            })
+            .collect()
+    }
+
     /// Shards with no healthy replica.
     pub fn unavailable_shards(&self) -> Vec<usize> {
         self.shards

@@ -24,6 +24,8 @@ pub struct RootConfig {
     pub probe_interval: Duration,
     /// Hedged requests.
     pub hedge: HedgeConfig,
+    /// Result cache size in bytes (0: no cache).
+    pub result_cache_bytes: usize,
 }
 
 impl RootConfig {
@@ -36,6 +38,7 @@ impl RootConfig {
             max_timeout: Duration::from_secs(60),
             probe_interval: Duration::from_millis(500),
             hedge: HedgeConfig::default(),
+            result_cache_bytes: 64 << 20,
         }
     }
 

@@ -193,7 +193,9 @@ async fn cluster_state(State(state): State<AppState>) -> Response {
         })
         .collect();
     let stats_cache = root.stats.counters();
-    Json(json!({"shards": shards, "stats_cache": stats_cache})).into_response()
+    let result_cache = root.results.counters();
+    Json(json!({"shards": shards, "stats_cache": stats_cache, "result_cache": result_cache}))
+        .into_response()
 }
 
 /// A root bound to its address, not yet serving.
@@ -212,7 +214,7 @@ impl BoundRoot {
         Ok(BoundRoot {
             listener,
             state: AppState {
-                root: Arc::new(Root::new(cluster, config.hedge)),
+                root: Arc::new(Root::new(cluster, config.hedge, config.result_cache_bytes)),
                 config: Arc::new(config),
             },
         })

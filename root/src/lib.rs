@@ -9,11 +9,13 @@
 //! - [`merge`]: the gather: k-way merge of per-shard ranked lists, deterministic on ties;
 //! - [`stats`]: global BM25 statistics (summed over shards, cached) for exact scoring;
 //! - [`fetch`]: the fetch phase: stored fields of the final page only, by id, from any replica;
+//! - [`cache`]: result cache keyed by query, parameters and leaf generations;
 //! - [`cluster_client`]: replicas, their gRPC channels, health probing and the cluster schema;
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
 
 pub mod api;
 pub mod balance;
+pub mod cache;
 pub mod cluster_client;
 pub mod config;
 pub mod error;

@@ -13,6 +13,7 @@ use scatter_proto::v1::{SearchRequest, SearchResponse as LeafResponse};
 use crate::api::{Hit, Profile, SearchResponse, ShardFailure, ShardsReport};
 use crate::cluster_client::Cluster;
 use crate::error::ApiError;
+use crate::cache::{CacheKey, ResultCache};
 use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardProfile};
 use crate::fetch::{fetch_page, FetchOptions};
 use crate::hedge::HedgeConfig;
@@ -57,6 +58,8 @@ pub struct Root {
     pub stats: StatsCache,
     /// Hedging settings and budget.
     pub hedging: Hedging,
+    /// Complete answers by query and parameters.
+    pub results: ResultCache,
 }
 
 /// The search phase's results, gathered from every shard.
@@ -71,18 +74,45 @@ struct Gathered {
 }
 
 impl Root {
-    /// A root over `cluster`, hedging by `hedge`.
-    pub fn new(cluster: Arc<Cluster>, hedge: HedgeConfig) -> Self {
+    /// A root over `cluster`, hedging by `hedge`, with a result cache of `cache_bytes`.
+    pub fn new(cluster: Arc<Cluster>, hedge: HedgeConfig, cache_bytes: usize) -> Self {
         let stats = StatsCache::new(cluster.shards.len());
         Root {
             cluster,
             stats,
             hedging: Hedging::new(hedge),
+            results: ResultCache::new(cache_bytes),
         }
     }
 
-    /// Runs one search.
+    /// Runs one search, from the result cache when it holds a valid answer.
     pub async fn search(&self, search: Search) -> Result<SearchResponse, ApiError> {
+        let start = Instant::now();
+        if search.profile {
+            return self.search_uncached(search).await;
+        }
+        let key = CacheKey {
+            query: search.query.clone(),
+            size: search.size,
+            from: search.from,
+            scoring: match search.scoring {
+                Scoring::Global => "global",
+                Scoring::Local => "local",
+            },
+            snippet_fields: search.snippet_fields.clone(),
+        };
+        let generations = self.cluster.generations();
+        if let Some(mut cached) = self.results.get(&key, &generations) {
+            cached.took_ms = start.elapsed().as_millis() as u64;
+            return Ok(cached);
+        }
+        let response = self.search_uncached(search).await?;
+        self.results.put(key, generations, &response);
+        Ok(response)
+    }
+
+    /// Runs one search on the cluster.
+    pub async fn search_uncached(&self, search: Search) -> Result<SearchResponse, ApiError> {
         let start = Instant::now();
         let schema = self.cluster.schema(search.deadline).await.ok_or_else(|| {
             ApiError::unavailable("no replica has answered yet, so the cluster schema is unknown")
