@@ -143,3 +143,37 @@ async fn bad_requests_get_json_errors() {
     assert_eq!(status, 200);
     assert!(!hit_ids(&body).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_queries_come_from_the_result_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 2, &dir.path().join("two"));
+    let c = Cluster::start(&dir.path().join("two"), 1, &[]).await;
+    let (_, first) = c.search(&[("q", "web server")]).await;
+    let (_, second) = c.search(&[("q", "web server")]).await;
+    assert_eq!(hit_ids(&first), hit_ids(&second));
+    assert_eq!(first["hits"], second["hits"]);
+    let (_, other_page) = c.search(&[("q", "web server"), ("from", "5")]).await;
+    assert_eq!(
+        hit_ids(&other_page)[..5].to_vec(),
+        hit_ids(&first)[5..].to_vec()
+    );
+    let state: Value = c
+        .http
+        .get(c.url("/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["result_cache"]["hits"], 1,
+        "{}",
+        state["result_cache"]
+    );
+    assert!(state["result_cache"]["entries"].as_u64().unwrap() >= 2);
+    // profile=true always runs the query.
+    let (_, profiled) = c.search(&[("q", "web server"), ("profile", "true")]).await;
+    assert_eq!(profiled["profile"]["search"].as_array().unwrap().len(), 2);
+}

@@ -82,7 +82,11 @@ impl ResultCache {
             .get(key)
             .filter(|e| e.generations == generations)
             .map(|e| e.response.clone());
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -102,7 +106,9 @@ impl ResultCache {
             inner.order.retain(|k| k != &key);
         }
         while inner.bytes + bytes > self.capacity {
-            let Some(oldest) = inner.order.pop_front() else { break };
+            let Some(oldest) = inner.order.pop_front() else {
+                break;
+            };
             if let Some(old) = inner.map.remove(&oldest) {
                 inner.bytes -= old.bytes;
             }
@@ -183,7 +189,10 @@ mod tests {
         assert!(c.get(&key("a"), &[1, 2]).is_some());
         assert!(c.get(&key("a"), &[1, 3]).is_none());
         c.put(key("p"), vec![1, 2], &response(true));
-        assert!(c.get(&key("p"), &[1, 2]).is_none(), "partial answers are not cached");
+        assert!(
+            c.get(&key("p"), &[1, 2]).is_none(),
+            "partial answers are not cached"
+        );
         for i in 0..100 {
             c.put(key(&format!("q{i}")), vec![1, 2], &response(false));
         }

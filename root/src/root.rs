@@ -11,9 +11,9 @@ use scatter_core::query::query_terms_wire;
 use scatter_proto::v1::{SearchRequest, SearchResponse as LeafResponse};
 
 use crate::api::{Hit, Profile, SearchResponse, ShardFailure, ShardsReport};
+use crate::cache::{CacheKey, ResultCache};
 use crate::cluster_client::Cluster;
 use crate::error::ApiError;
-use crate::cache::{CacheKey, ResultCache};
 use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardProfile};
 use crate::fetch::{fetch_page, FetchOptions};
 use crate::hedge::HedgeConfig;
