@@ -46,6 +46,13 @@ struct LeafArgs {
     /// Address to listen on (port 0: any free port; the bound address is printed).
     #[arg(long, env = "SCATTER_LEAF_LISTEN", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Fault injection into a leaf's data calls (Search, Fetch, TermStats): a testing aid.
+#[derive(Debug, Clone, Args)]
+pub struct FaultArgs {
     /// Testing aid: delay added to a delayed data call, in milliseconds.
     #[arg(long, default_value_t = 0)]
     fault_delay_ms: u64,
@@ -55,6 +62,18 @@ struct LeafArgs {
     /// Testing aid: fraction (0..1) of data calls failed with UNAVAILABLE.
     #[arg(long, default_value_t = 0.0)]
     fault_error_rate: f64,
+}
+
+impl FaultArgs {
+    /// The settings these flags ask for.
+    pub fn settings(&self) -> scatter_proto::v1::FaultSettings {
+        scatter_proto::v1::FaultSettings {
+            set: true,
+            delay_ms: self.fault_delay_ms,
+            delay_rate: self.fault_delay_rate,
+            error_rate: self.fault_error_rate,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -227,12 +246,7 @@ async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
     let bound = BoundLeaf::bind(&LeafConfig {
         index: args.index.clone(),
         listen: args.listen,
-        faults: scatter_proto::v1::FaultSettings {
-            set: true,
-            delay_ms: args.fault_delay_ms,
-            delay_rate: args.fault_delay_rate,
-            error_rate: args.fault_error_rate,
-        },
+        faults: args.faults.settings(),
     })
     .await?;
     let meta = bound.shard().meta();

@@ -50,15 +50,9 @@ pub struct UpArgs {
     /// Rebuild the indexes even if the data directory holds a build.
     #[arg(long)]
     rebuild: bool,
-    /// Testing aid: the first replica of every shard delays this many milliseconds...
-    #[arg(long, default_value_t = 0)]
-    fault_delay_ms: u64,
-    /// ...on this fraction (0..1) of its data calls.
-    #[arg(long, default_value_t = 0.0)]
-    fault_delay_rate: f64,
-    /// Testing aid: the first replica of every shard fails this fraction of its data calls.
-    #[arg(long, default_value_t = 0.0)]
-    fault_error_rate: f64,
+    /// Faults injected into the first replica of every shard.
+    #[command(flatten)]
+    faults: crate::cli::FaultArgs,
     /// Never hedge (failover on error still happens).
     #[arg(long)]
     no_hedge: bool,
@@ -84,12 +78,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
                 port += 1;
             }
             let faults = if r == 0 {
-                FaultSettings {
-                    set: true,
-                    delay_ms: args.fault_delay_ms,
-                    delay_rate: args.fault_delay_rate,
-                    error_rate: args.fault_error_rate,
-                }
+                args.faults.settings()
             } else {
                 FaultSettings::default()
             };

@@ -80,15 +80,7 @@ async fn a_live_cluster_ranks_like_one_index_and_local_scoring_does_not() {
         let report = verify_dirs(&url, &dir.path().join("s1")).await;
         assert!(report.all_identical(), "round {round}:\n{report}");
     }
-    let state: serde_json::Value = c
-        .http
-        .get(c.url("/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = c.state().await;
     assert!(
         state["stats_cache"]["hits"].as_u64().unwrap() >= 300,
         "{}",

@@ -158,15 +158,7 @@ async fn repeated_queries_come_from_the_result_cache() {
         hit_ids(&other_page)[..5].to_vec(),
         hit_ids(&first)[5..].to_vec()
     );
-    let state: Value = c
-        .http
-        .get(c.url("/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = c.state().await;
     assert_eq!(
         state["result_cache"]["hits"], 1,
         "{}",

@@ -43,7 +43,7 @@ pub async fn bench(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         opts.queries.display()
     );
     if let Some(seed) = opts.shuffle {
-        shuffle(&mut queries, seed);
+        scatter_core::random::shuffle(&mut queries, seed);
     }
     let queries = Arc::new(queries);
     let target: Arc<dyn Target> = Arc::new(HttpTarget::new(&opts.target, opts.params.clone())?);
@@ -82,20 +82,4 @@ pub async fn bench(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         report.runs.push(run_report);
     }
     Ok(report)
-}
-
-/// Fisher–Yates with a splitmix64 stream: the same seed gives the same order everywhere.
-pub fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    for i in (1..items.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }

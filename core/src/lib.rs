@@ -5,6 +5,7 @@
 pub mod document;
 pub mod manifest;
 pub mod query;
+pub mod random;
 pub mod routing;
 pub mod schema;
 

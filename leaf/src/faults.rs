@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use scatter_core::random::SharedRng;
 use scatter_proto::v1::FaultSettings;
 
 /// The current fault settings, shared by every call.
@@ -15,7 +16,7 @@ pub struct Faults {
     /// Fractions stored as parts per billion.
     delay_ppb: AtomicU64,
     error_ppb: AtomicU64,
-    seed: AtomicU64,
+    rng: SharedRng,
 }
 
 /// What to do to one call.
@@ -81,15 +82,9 @@ impl Faults {
         Fault::None
     }
 
-    /// A uniform draw in [0, 1e9) from a splitmix64 sequence.
+    /// A uniform draw in [0, 1e9).
     fn uniform_ppb(&self) -> u64 {
-        let mut z = self
-            .seed
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % 1_000_000_000
+        self.rng.next_u64() % 1_000_000_000
     }
 }
 

@@ -136,10 +136,18 @@ impl Leaf for LeafService {
         &self,
         request: Request<TermStatsRequest>,
     ) -> Result<Response<TermStatsResponse>, Status> {
-        let deadline = deadline_of(&request);
-        let query = request.into_inner().query;
-        self.data_call(deadline, move |shard| shard.term_stats(&query))
-            .await
+        // Term statistics are dictionary lookups, cheaper than a hop to the blocking pool:
+        // answered on the async thread (after any injected fault).
+        match self.faults.draw() {
+            Fault::Error => return Err(Status::unavailable("injected fault")),
+            Fault::Delay(d) => tokio::time::sleep(d).await,
+            Fault::None => {}
+        }
+        match self.shard.term_stats(&request.into_inner().query) {
+            Ok(v) => Ok(Response::new(v)),
+            Err(ShardError::InvalidArgument(m)) => Err(Status::invalid_argument(m)),
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
     }
 
     async fn set_faults(

@@ -3,7 +3,7 @@
 //! the root tries replicas in an order — first choice, failover, hedge — rather than sending
 //! through one balanced service).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use scatter_core::random::SharedRng;
 use std::time::{Duration, Instant};
 
 /// Latency estimate that jumps up to any slower observation at once and decays toward faster
@@ -56,16 +56,11 @@ impl PeakEwma {
     }
 }
 
-static SEED: AtomicU64 = AtomicU64::new(0x5EED);
+static RNG: SharedRng = SharedRng::new(0x5EED);
 
-/// A cheap pseudo-random number (splitmix64 over a shared counter).
+/// A cheap pseudo-random number.
 pub fn random() -> u64 {
-    let mut z = SEED
-        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        .wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    RNG.next_u64()
 }
 
 /// Orders candidates by `cost` for one call: the first is the cheaper of two picked at random

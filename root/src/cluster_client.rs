@@ -179,10 +179,8 @@ impl Replica {
         let mut s = self.state.lock().expect("replica state");
         s.consecutive_failures = 0;
         s.consecutive_lost_races = 0;
-        if !s.up && !s.misconfigured && s.ejected_until.is_none_or(|t| t <= Instant::now()) {
-            s.up = true;
-            s.ejected_until = None;
-            s.last_error = None;
+        if !s.up && !s.misconfigured {
+            reinstate_if_due(&mut s);
         }
     }
 
@@ -192,10 +190,7 @@ impl Replica {
         s.generation = info.generation;
         s.num_docs = info.num_docs;
         s.misconfigured = false;
-        if s.ejected_until.is_none_or(|t| t <= Instant::now()) {
-            s.up = true;
-            s.ejected_until = None;
-            s.last_error = None;
+        if reinstate_if_due(&mut s) {
             s.consecutive_failures = 0;
         }
     }
@@ -206,6 +201,17 @@ impl Replica {
         s.misconfigured = true;
         s.last_error = Some(reason);
     }
+}
+
+/// Puts a replica back in service unless its ejection period is still running.
+fn reinstate_if_due(s: &mut ReplicaState) -> bool {
+    if s.ejected_until.is_some_and(|t| t > Instant::now()) {
+        return false;
+    }
+    s.up = true;
+    s.ejected_until = None;
+    s.last_error = None;
+    true
 }
 
 /// Tracks one call to a replica: outstanding count and latency estimate. Dropped without
@@ -226,15 +232,21 @@ impl CallGuard {
     /// The call answered (`ok`) or failed.
     pub fn finish(mut self, ok: bool) -> Duration {
         self.done = true;
+        let elapsed = self.observe();
+        if ok {
+            self.replica.record_success();
+        }
+        elapsed
+    }
+
+    /// Folds the call's time so far into the replica's latency estimate.
+    fn observe(&self) -> Duration {
         let elapsed = self.start.elapsed();
         self.replica
             .load
             .lock()
             .expect("replica load")
             .observe(elapsed);
-        if ok {
-            self.replica.record_success();
-        }
         elapsed
     }
 }
@@ -243,12 +255,7 @@ impl Drop for CallGuard {
     fn drop(&mut self) {
         self.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
         if !self.done {
-            let elapsed = self.start.elapsed();
-            self.replica
-                .load
-                .lock()
-                .expect("replica load")
-                .observe(elapsed);
+            self.observe();
         }
     }
 }
