@@ -36,6 +36,8 @@ enum Command {
     Up(crate::up::UpArgs),
     /// Measure search latency: open-loop load, percentiles, plots, baselines.
     Bench(crate::bench::BenchArgs),
+    /// Testing aid: show or change a running leaf's fault injection (gRPC SetFaults).
+    Faults(FaultsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +110,18 @@ struct RootArgs {
     /// Result cache size in MB (0: no cache).
     #[arg(long, env = "SCATTER_ROOT_RESULT_CACHE_MB", default_value_t = 64)]
     result_cache_mb: usize,
+}
+
+#[derive(Debug, Args)]
+struct FaultsArgs {
+    /// The leaf's gRPC address (host:port).
+    #[arg(long)]
+    leaf: String,
+    /// Only show the current settings.
+    #[arg(long)]
+    show: bool,
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Root(args) => runtime()?.block_on(root(args)),
         Command::Up(args) => runtime()?.block_on(crate::up::up(args)),
         Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
+        Command::Faults(args) => runtime()?.block_on(faults(args)),
     }
 }
 
@@ -238,6 +253,20 @@ async fn index_verify(args: VerifyArgs) -> anyhow::Result<()> {
         report.all_identical(),
         "{} queries rank differently",
         report.verdicts.len() - report.identical()
+    );
+    Ok(())
+}
+
+async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
+    let mut client = scatter_proto::LeafClient::connect(format!("http://{}", args.leaf))
+        .await
+        .with_context(|| format!("connecting to leaf {}", args.leaf))?;
+    let mut settings = args.faults.settings();
+    settings.set = !args.show;
+    let now = client.set_faults(settings).await?.into_inner();
+    println!(
+        "leaf {}: delay {} ms on {:.4} of data calls, errors on {:.4}",
+        args.leaf, now.delay_ms, now.delay_rate, now.error_rate
     );
     Ok(())
 }

@@ -173,3 +173,39 @@ async fn hedges_stay_within_the_budget() {
         "no hedge at all with a slow replica: {state}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_set_at_run_time_through_the_admin_call() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let c = Cluster::start(dir.path(), 1, &["--no-hedge"]).await;
+    let leaf = c.leaves[0][0].addr.clone();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scatter"))
+            .args(["faults", "--leaf", &leaf])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let set = run(&["--fault-error-rate", "1.0"]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let (status, body) = c.search(&[("q", "web"), ("allow_partial", "false")]).await;
+    assert_eq!(status, 503, "every call fails now: {body}");
+    let shown = run(&["--show"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("errors on 1.0000"));
+    assert!(run(&[]).status.success(), "all faults cleared");
+    let mut ok = false;
+    for _ in 0..100 {
+        let (status, _) = c.search(&[("q", "web"), ("allow_partial", "false")]).await;
+        if status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the leaf did not recover after the faults were cleared");
+}
