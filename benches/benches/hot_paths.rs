@@ -80,6 +80,14 @@ fn leaf_search(c: &mut Criterion) {
     c.bench_function("leaf search with global stats", |b| {
         b.iter(|| shard.search(&with_stats).unwrap())
     });
+    let hits = shard.search(&term).unwrap().hits;
+    let fetch = scatter_proto::v1::FetchRequest {
+        ids: hits.into_iter().map(|h| h.id).take(3).collect(),
+        ..Default::default()
+    };
+    c.bench_function("leaf fetch 3 docs", |b| {
+        b.iter(|| shard.fetch(&fetch).unwrap())
+    });
 }
 
 fn stats_sum(c: &mut Criterion) {

@@ -33,17 +33,23 @@ impl LeafService {
         LeafService { shard, faults }
     }
 
+    /// Applies the injected fault of one data call, if any.
+    async fn fault(&self) -> Result<(), Status> {
+        match self.faults.draw() {
+            Fault::Error => return Err(Status::unavailable("injected fault")),
+            Fault::Delay(d) => tokio::time::sleep(d).await,
+            Fault::None => {}
+        }
+        Ok(())
+    }
+
     /// Runs one data call: fault, deadline, then `work` on the blocking pool.
     async fn data_call<T: Send + 'static>(
         &self,
         deadline: Option<Instant>,
         work: impl FnOnce(&Shard) -> Result<T, ShardError> + Send + 'static,
     ) -> Result<Response<T>, Status> {
-        match self.faults.draw() {
-            Fault::Error => return Err(Status::unavailable("injected fault")),
-            Fault::Delay(d) => tokio::time::sleep(d).await,
-            Fault::None => {}
-        }
+        self.fault().await?;
         let expired = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
         if expired(deadline) {
             return Err(Status::deadline_exceeded(
@@ -62,11 +68,18 @@ impl LeafService {
         });
         match task.await {
             Ok(Ok(v)) => Ok(Response::new(v)),
-            Ok(Err(ShardError::InvalidArgument(m))) => Err(Status::invalid_argument(m)),
-            Ok(Err(ShardError::Skipped)) => Err(Status::deadline_exceeded("deadline passed")),
-            Ok(Err(e)) => Err(Status::internal(e.to_string())),
+            Ok(Err(e)) => Err(status_of(e)),
             Err(join) => Err(Status::internal(format!("leaf task failed: {join}"))),
         }
+    }
+}
+
+/// The gRPC status of a failed shard operation.
+fn status_of(e: ShardError) -> Status {
+    match e {
+        ShardError::InvalidArgument(m) => Status::invalid_argument(m),
+        ShardError::Skipped => Status::deadline_exceeded("deadline passed"),
+        e => Status::internal(e.to_string()),
     }
 }
 
@@ -138,15 +151,10 @@ impl Leaf for LeafService {
     ) -> Result<Response<TermStatsResponse>, Status> {
         // Term statistics are dictionary lookups, cheaper than a hop to the blocking pool:
         // answered on the async thread (after any injected fault).
-        match self.faults.draw() {
-            Fault::Error => return Err(Status::unavailable("injected fault")),
-            Fault::Delay(d) => tokio::time::sleep(d).await,
-            Fault::None => {}
-        }
+        self.fault().await?;
         match self.shard.term_stats(&request.into_inner().query) {
             Ok(v) => Ok(Response::new(v)),
-            Err(ShardError::InvalidArgument(m)) => Err(Status::invalid_argument(m)),
-            Err(e) => Err(Status::internal(e.to_string())),
+            Err(e) => Err(status_of(e)),
         }
     }
 
