@@ -33,13 +33,13 @@ up() { # port, extra args...
 }
 stop() { kill -INT "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; PIDS=(); }
 trap stop EXIT
-bench() { $S bench --queries "$Q" --duration "$DUR" --warmup 2s --shuffle 1 "$@"; }
+bench() { $S bench --queries "$Q" --duration "$DUR" --warmup 2s --shuffle "${SEED:-1}" "$@"; }
 
 echo "== 1. exact (global) vs local scoring, 4 shards x 1 replica, no result cache"
 up 18081 --replicas 1 --result-cache-mb 0
 for seed in 1 2 3; do
-  bench --target http://127.0.0.1:18081 --rate 200 --shuffle "$seed" --out "$OUT/exact-$seed.json"
-  bench --target http://127.0.0.1:18081 --rate 200 --shuffle "$seed" --param scoring=local --out "$OUT/local-$seed.json"
+  SEED=$seed bench --target http://127.0.0.1:18081 --rate 200 --out "$OUT/exact-$seed.json"
+  SEED=$seed bench --target http://127.0.0.1:18081 --rate 200 --param scoring=local --out "$OUT/local-$seed.json"
 done
 echo "== 2. root vs in-process single index at low load"
 bench --target http://127.0.0.1:18081 --rate 50 --baseline-index "$OUT/gcide1" --out "$OUT/baseline.json" --plot "$OUT/baseline.svg"
