@@ -48,6 +48,9 @@ struct LeafArgs {
     /// Address to listen on (port 0: any free port; the bound address is printed).
     #[arg(long, env = "SCATTER_LEAF_LISTEN", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    /// Serve Prometheus metrics over HTTP at this address (`/metrics`).
+    #[arg(long, env = "SCATTER_LEAF_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     faults: FaultArgs,
 }
@@ -276,6 +279,7 @@ async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
         index: args.index.clone(),
         listen: args.listen,
         faults: args.faults.settings(),
+        metrics_listen: args.metrics_listen,
     })
     .await?;
     let meta = bound.shard().meta();

@@ -86,6 +86,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
                 index: dir,
                 listen,
                 faults,
+                metrics_listen: None,
             })
             .await?;
             addrs.push(leaf.local_addr().to_string());

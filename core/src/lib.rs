@@ -8,6 +8,7 @@ pub mod query;
 pub mod random;
 pub mod routing;
 pub mod schema;
+pub mod telemetry;
 
 pub use manifest::{Manifest, ShardMeta};
 pub use routing::{Router, RoutingParams};

@@ -29,11 +29,14 @@ pub struct LeafConfig {
     pub listen: SocketAddr,
     /// Injected faults (none by default).
     pub faults: FaultSettings,
+    /// Where to serve `/metrics` (Prometheus text) over HTTP, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A leaf bound to its address, not yet serving.
 pub struct BoundLeaf {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shard: Arc<Shard>,
     faults: Arc<Faults>,
 }
@@ -46,9 +49,19 @@ impl BoundLeaf {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics address {addr}"))?,
+            ),
+            None => None,
+        };
+        scatter_core::telemetry::prometheus();
         let f = &config.faults;
         Ok(BoundLeaf {
             listener,
+            metrics_listener,
             shard: Arc::new(shard),
             faults: Arc::new(Faults::new(f.delay_ms, f.delay_rate, f.error_rate)),
         })
@@ -72,12 +85,23 @@ impl BoundLeaf {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        Server::builder()
+        let metrics = self.metrics_listener.map(|listener| {
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(|| async { scatter_core::telemetry::render() }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        });
+        let served = Server::builder()
             .add_service(health)
             .add_service(leaf)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
-            .context("leaf server failed")
+            .context("leaf server failed");
+        if let Some(task) = metrics {
+            task.abort();
+        }
+        served
     }
 }
 

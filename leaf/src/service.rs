@@ -109,12 +109,32 @@ pub fn deadline_of<T>(request: &Request<T>) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
+/// Counts one call by method and outcome, and its latency, for `/metrics`.
+fn observe<T>(shard: u32, method: &'static str, start: Instant, r: &Result<T, Status>) {
+    let outcome = match r {
+        Ok(_) => "ok",
+        Err(s) if s.code() == tonic::Code::DeadlineExceeded => "skipped",
+        Err(s) if s.code() == tonic::Code::InvalidArgument => "rejected",
+        Err(_) => "error",
+    };
+    let shard = shard.to_string();
+    metrics::counter!("scatter_leaf_calls_total",
+        "shard" => shard.clone(), "method" => method, "outcome" => outcome)
+    .increment(1);
+    metrics::histogram!("scatter_leaf_call_duration_seconds", "shard" => shard, "method" => method)
+        .record(start.elapsed().as_secs_f64());
+}
+
 #[tonic::async_trait]
 impl Leaf for LeafService {
     async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         let shard = self.shard.clone();
         match tokio::task::spawn_blocking(move || shard.info()).await {
-            Ok(info) => Ok(Response::new(info)),
+            Ok(info) => {
+                metrics::gauge!("scatter_leaf_docs", "shard" => info.shard_id.to_string())
+                    .set(info.num_docs as f64);
+                Ok(Response::new(info))
+            }
             Err(e) => Err(Status::internal(format!("leaf task failed: {e}"))),
         }
     }
@@ -123,39 +143,57 @@ impl Leaf for LeafService {
         &self,
         request: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
-        let deadline = deadline_of(&request);
-        let req = request.into_inner();
-        self.data_call(deadline, move |shard| shard.search(&req))
-            .await
+        let start = Instant::now();
+        let r = async {
+            let deadline = deadline_of(&request);
+            let req = request.into_inner();
+            self.data_call(deadline, move |shard| shard.search(&req))
+                .await
+        }
+        .await;
+        observe(self.shard.meta().shard, "search", start, &r);
+        r
     }
 
     async fn fetch(
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
-        let deadline = deadline_of(&request);
-        let req = request.into_inner();
-        if req.ids.len() > MAX_FETCH_IDS {
-            return Err(Status::invalid_argument(format!(
-                "{} ids asked; at most {MAX_FETCH_IDS} per call",
-                req.ids.len()
-            )));
+        let start = Instant::now();
+        let r = async {
+            let deadline = deadline_of(&request);
+            let req = request.into_inner();
+            if req.ids.len() > MAX_FETCH_IDS {
+                return Err(Status::invalid_argument(format!(
+                    "{} ids asked; at most {MAX_FETCH_IDS} per call",
+                    req.ids.len()
+                )));
+            }
+            self.data_call(deadline, move |shard| shard.fetch(&req))
+                .await
         }
-        self.data_call(deadline, move |shard| shard.fetch(&req))
-            .await
+        .await;
+        observe(self.shard.meta().shard, "fetch", start, &r);
+        r
     }
 
     async fn term_stats(
         &self,
         request: Request<TermStatsRequest>,
     ) -> Result<Response<TermStatsResponse>, Status> {
-        // Term statistics are dictionary lookups, cheaper than a hop to the blocking pool:
-        // answered on the async thread (after any injected fault).
-        self.fault().await?;
-        match self.shard.term_stats(&request.into_inner().query) {
-            Ok(v) => Ok(Response::new(v)),
-            Err(e) => Err(status_of(e)),
+        let start = Instant::now();
+        let r = async {
+            // Term statistics are dictionary lookups, cheaper than a hop to the blocking pool:
+            // answered on the async thread (after any injected fault).
+            self.fault().await?;
+            match self.shard.term_stats(&request.into_inner().query) {
+                Ok(v) => Ok(Response::new(v)),
+                Err(e) => Err(status_of(e)),
+            }
         }
+        .await;
+        observe(self.shard.meta().shard, "term_stats", start, &r);
+        r
     }
 
     async fn set_faults(

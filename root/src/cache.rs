@@ -82,12 +82,14 @@ impl ResultCache {
             .get(key)
             .filter(|e| e.generations == generations)
             .map(|e| e.response.clone());
-        let counter = if found.is_some() {
-            &self.hits
+        let (counter, result) = if found.is_some() {
+            (&self.hits, "hit")
         } else {
-            &self.misses
+            (&self.misses, "miss")
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("scatter_root_cache_lookups_total", "cache" => "results", "result" => result)
+            .increment(1);
         found
     }
 

@@ -189,7 +189,9 @@ where
                 pending.retain(|p| *p != idx);
                 let replica = &order[idx];
                 let a = &mut profile.attempts[idx];
-                match classify(r, deadline) {
+                let r = classify(r, deadline);
+                record_call(group.shard, &replica.addr, &r, guard.elapsed());
+                match r {
                     CallResult::Ok(value) => {
                         let took = guard.finish(true);
                         group.latency.record(took);
@@ -219,6 +221,8 @@ where
                         failed.push(failure(group, replica, reason));
                         if next < order.len() && !past(deadline) {
                             group.counters.failovers.fetch_add(1, Ordering::Relaxed);
+                            metrics::counter!("scatter_root_failovers_total", "shard" => group.shard.to_string())
+                                .increment(1);
                             in_flight.push(launch(next, &order[next]));
                             pending.push(next);
                             profile.attempts.push(attempt(&order[next], ms(start.elapsed()), false));
@@ -231,6 +235,8 @@ where
                 may_hedge = false;
                 if next < order.len() && hedging.budget.try_spend() {
                     group.counters.hedges.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("scatter_root_hedges_total", "shard" => group.shard.to_string())
+                        .increment(1);
                     profile.hedged = true;
                     in_flight.push(launch(next, &order[next]));
                     pending.push(next);
@@ -271,6 +277,23 @@ where
         attempts_failed: failed,
         profile,
     }
+}
+
+/// Per-replica call count by outcome and latency, for `/metrics`.
+fn record_call<T>(shard: usize, replica: &str, r: &CallResult<T>, took: Duration) {
+    let outcome = match r {
+        CallResult::Ok(_) => "ok",
+        CallResult::Rejected(_) => "rejected",
+        CallResult::TimedOut => "timeout",
+        CallResult::Failed(..) => "error",
+    };
+    let (shard, replica) = (shard.to_string(), replica.to_string());
+    metrics::counter!("scatter_root_leaf_calls_total",
+        "shard" => shard.clone(), "replica" => replica.clone(), "outcome" => outcome)
+    .increment(1);
+    metrics::histogram!("scatter_root_leaf_call_duration_seconds",
+        "shard" => shard, "replica" => replica)
+    .record(took.as_secs_f64());
 }
 
 fn attempt(replica: &Replica, started_ms: f64, hedge: bool) -> AttemptProfile {

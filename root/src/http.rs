@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/cluster", get(cluster_state))
+        .route("/metrics", get(metrics_page))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -70,14 +71,34 @@ async fn search_post(
 }
 
 async fn run_search(state: &AppState, params: SearchParams) -> Response {
-    let validated = match validate(&state.config, params) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
+    let start = Instant::now();
+    let result = match validate(&state.config, params) {
+        Ok(v) => state.root.search(v).await,
+        Err(e) => Err(e),
     };
-    match state.root.search(validated).await {
+    let outcome = match &result {
+        Ok(r) if r.partial => "partial",
+        Ok(_) => "ok",
+        Err(e) => e.kind,
+    };
+    metrics::counter!("scatter_root_requests_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("scatter_root_request_duration_seconds", "outcome" => outcome)
+        .record(start.elapsed().as_secs_f64());
+    match result {
         Ok(resp) => Json(resp).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+async fn metrics_page() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        scatter_core::telemetry::render(),
+    )
+        .into_response()
 }
 
 /// Checks and defaults the parameters of a search.
@@ -207,6 +228,7 @@ pub struct BoundRoot {
 impl BoundRoot {
     /// Connects (lazily) to the replicas and binds the HTTP listener.
     pub async fn bind(config: RootConfig) -> anyhow::Result<Self> {
+        scatter_core::telemetry::prometheus();
         let cluster = Cluster::new(&config)?;
         let listener = TcpListener::bind(config.listen)
             .await

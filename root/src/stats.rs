@@ -61,6 +61,9 @@ impl StatsCache {
         let state = self.state.lock().expect("stats cache");
         let found = build(&state, terms);
         drop(state);
+        let result = if found.is_some() { "hit" } else { "miss" };
+        metrics::counter!("scatter_root_cache_lookups_total", "cache" => "stats", "result" => result)
+            .increment(1);
         let mut c = self.counters.lock().expect("stats counters");
         if found.is_some() {
             c.hits += 1;
