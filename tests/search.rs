@@ -169,3 +169,46 @@ async fn repeated_queries_come_from_the_result_cache() {
     let (_, profiled) = c.search(&[("q", "web server"), ("profile", "true")]).await;
     assert_eq!(profiled["profile"]["search"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_total_counting_the_page_is_the_same_and_the_count_a_lower_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, &dir.path().join("four"));
+    let c = Cluster::start(&dir.path().join("four"), 1, &[]).await;
+    for q in [
+        "web server library",
+        "python",
+        "\"text editor\"",
+        "game OR font",
+    ] {
+        let (_, exact) = c.search(&[("q", q), ("size", "10")]).await;
+        let (status, fast) = c
+            .search(&[("q", q), ("size", "10"), ("track_total_hits", "false")])
+            .await;
+        assert_eq!(status, 200, "{fast}");
+        assert_eq!(exact["total_hits_relation"], "eq");
+        assert_eq!(fast["total_hits_relation"], "gte");
+        // Same page; scores may differ in the last float digits (the pruning collector sums
+        // term scores in another order).
+        assert_eq!(hit_ids(&exact), hit_ids(&fast), "{q}");
+        let scores = |v: &Value| -> Vec<f64> {
+            v["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["score"].as_f64().unwrap())
+                .collect()
+        };
+        for (a, b) in scores(&exact).iter().zip(scores(&fast)) {
+            assert!((a - b).abs() <= 1e-5 * a.abs(), "{q}: {a} vs {b}");
+        }
+        let (t_exact, t_fast) = (
+            exact["total_hits"].as_u64().unwrap(),
+            fast["total_hits"].as_u64().unwrap(),
+        );
+        assert!(
+            t_fast <= t_exact && t_fast >= hit_ids(&fast).len() as u64,
+            "{q}: {t_fast} vs {t_exact}"
+        );
+    }
+}

@@ -63,6 +63,7 @@ fn leaf_search(c: &mut Criterion) {
         k: 10,
         offset: 0,
         stats: None,
+        skip_total_count: false,
     };
     let term = request("web server");
     let phrase = request("\"text editor\"");
@@ -79,6 +80,17 @@ fn leaf_search(c: &mut Criterion) {
     };
     c.bench_function("leaf search with global stats", |b| {
         b.iter(|| shard.search(&with_stats).unwrap())
+    });
+    let no_count = SearchRequest {
+        skip_total_count: true,
+        ..request("web server library python")
+    };
+    c.bench_function("leaf search 4 terms, no total count", |b| {
+        b.iter(|| shard.search(&no_count).unwrap())
+    });
+    let counted = request("web server library python");
+    c.bench_function("leaf search 4 terms, total count", |b| {
+        b.iter(|| shard.search(&counted).unwrap())
     });
     let hits = shard.search(&term).unwrap().hits;
     let fetch = scatter_proto::v1::FetchRequest {
@@ -128,6 +140,7 @@ fn serialize(c: &mut Criterion) {
         timed_out: false,
         partial: false,
         total_hits: 695,
+        total_hits_relation: "eq",
         shards: ShardsReport {
             total: 4,
             successful: 4,

@@ -122,6 +122,7 @@ impl Target for IndexTarget {
             k: self.size,
             offset: 0,
             stats: None,
+            skip_total_count: false,
         };
         Box::pin(async move {
             let work = tokio::task::spawn_blocking(move || {

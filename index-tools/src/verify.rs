@@ -63,6 +63,7 @@ impl LocalCluster {
                 k: k as u32,
                 offset: 0,
                 stats: Some(stats.clone()),
+                skip_total_count: false,
             };
             let resp = shard.search(&req).map_err(|e| e.to_string())?;
             lists.push(

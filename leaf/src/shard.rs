@@ -144,13 +144,20 @@ impl Shard {
             .as_ref()
             .map(|s| GlobalStatsProvider::new(s, &self.schema));
         let window = window as usize;
+        let scoring = ScoringWith(provider.as_ref());
+        let count = !req.skip_total_count;
         let (total_hits, hits) = if window == 0 {
-            (searcher.search(&*query, &Count)? as u64, Vec::new())
+            let total = if count {
+                searcher.search(&*query, &Count)? as u64
+            } else {
+                0
+            };
+            (total, Vec::new())
         } else {
-            let scoring = ScoringWith(provider.as_ref());
-            let (count, mut hits) = self.top_by_score(&searcher, &*query, window, scoring)?;
+            let (total, mut hits) =
+                self.top_by_score(&searcher, &*query, window, scoring, count)?;
             hits.drain(..(req.offset as usize).min(hits.len()));
-            (count, hits)
+            (total, hits)
         };
         Ok(SearchResponse {
             hits,
@@ -158,6 +165,7 @@ impl Shard {
             took_micros: start.elapsed().as_micros() as u64,
             generation: generation(&searcher),
             shard_id: self.meta.shard,
+            total_hits_exact: count,
         })
     }
 
@@ -171,9 +179,17 @@ impl Shard {
         query: &dyn tantivy::query::Query,
         window: usize,
         scoring: ScoringWith<'_>,
+        count_all: bool,
     ) -> Result<(u64, Vec<ScoredHit>), ShardError> {
-        let collector = (Count, TopDocs::with_limit(window + 1).order_by_score());
-        let (count, top) = scoring.search(searcher, query, &collector)?;
+        let top_docs = TopDocs::with_limit(window + 1).order_by_score();
+        let (count, top) = if count_all {
+            scoring.search(searcher, query, &(Count, top_docs))?
+        } else {
+            // Without a full count the collection can skip non-competitive documents
+            // (block-max WAND); the count is then a lower bound.
+            let top = scoring.search(searcher, query, &top_docs)?;
+            (top.len(), top)
+        };
         let boundary_tie = top.len() > window && top[window].0 == top[window - 1].0;
         if !boundary_tie {
             let mut hits = self.with_ids(searcher, &top[..top.len().min(window)])?;

@@ -26,6 +26,9 @@ pub struct SearchParams {
     pub snippet: Option<String>,
     /// Report per shard which replica answered, attempts, hedges and times (`profile`).
     pub profile: Option<bool>,
+    /// Count every match (default true); false lets leaves skip non-competitive documents
+    /// and makes `total_hits` a lower bound (`total_hits_relation: "gte"`).
+    pub track_total_hits: Option<bool>,
 }
 
 /// A search answer.
@@ -39,6 +42,8 @@ pub struct SearchResponse {
     pub partial: bool,
     /// Matching documents over the shards that answered.
     pub total_hits: u64,
+    /// `eq`: `total_hits` is exact; `gte`: a lower bound (`track_total_hits=false`).
+    pub total_hits_relation: &'static str,
     /// Coverage.
     pub shards: ShardsReport,
     /// The page of hits, best first.

@@ -22,6 +22,8 @@ pub struct CacheKey {
     pub scoring: &'static str,
     /// Snippet fields.
     pub snippet_fields: Vec<String>,
+    /// Exact hit count asked.
+    pub track_total_hits: bool,
 }
 
 struct Entry {
@@ -168,6 +170,7 @@ mod tests {
             timed_out: false,
             partial,
             total_hits: 1,
+            total_hits_relation: "eq",
             shards: ShardsReport::default(),
             hits: vec![],
             profile: None,
@@ -181,6 +184,7 @@ mod tests {
             from: 0,
             scoring: "global",
             snippet_fields: vec![],
+            track_total_hits: true,
         }
     }
 

@@ -168,6 +168,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         scoring,
         snippet_fields,
         profile: p.profile.unwrap_or(false),
+        track_total_hits: p.track_total_hits.unwrap_or(true),
     })
 }
 

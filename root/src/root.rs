@@ -48,6 +48,8 @@ pub struct Search {
     pub snippet_fields: Vec<String>,
     /// Report what happened at each shard.
     pub profile: bool,
+    /// Count every match.
+    pub track_total_hits: bool,
 }
 
 /// The root: the cluster and what the root keeps about it.
@@ -100,6 +102,7 @@ impl Root {
                 Scoring::Local => "local",
             },
             snippet_fields: search.snippet_fields.clone(),
+            track_total_hits: search.track_total_hits,
         };
         let generations = self.cluster.generations();
         if let Some(mut cached) = self.results.get(&key, &generations) {
@@ -146,6 +149,7 @@ impl Root {
             k: (search.from + search.size) as u32,
             offset: 0,
             stats: stats.clone(),
+            skip_total_count: !search.track_total_hits,
         };
         let outcomes = scatter(
             &self.cluster,
@@ -276,6 +280,7 @@ impl Root {
             timed_out: g.timed_out,
             partial,
             total_hits: g.total_hits,
+            total_hits_relation: if search.track_total_hits { "eq" } else { "gte" },
             shards: ShardsReport {
                 total,
                 successful: total - g.failed_shards.len(),
