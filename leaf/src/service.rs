@@ -25,12 +25,18 @@ pub const MAX_FETCH_IDS: usize = 10_000;
 pub struct LeafService {
     shard: Arc<Shard>,
     faults: Arc<Faults>,
+    metrics: Arc<CallMetrics>,
 }
 
 impl LeafService {
     /// Serves `shard`, with `faults` injected into data calls.
     pub fn new(shard: Arc<Shard>, faults: Arc<Faults>) -> Self {
-        LeafService { shard, faults }
+        let metrics = Arc::new(CallMetrics::new(shard.meta().shard));
+        LeafService {
+            shard,
+            faults,
+            metrics,
+        }
     }
 
     /// Applies the injected fault of one data call, if any.
@@ -109,20 +115,48 @@ pub fn deadline_of<T>(request: &Request<T>) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// Counts one call by method and outcome, and its latency, for `/metrics`.
-fn observe<T>(shard: u32, method: &'static str, start: Instant, r: &Result<T, Status>) {
-    let outcome = match r {
-        Ok(_) => "ok",
-        Err(s) if s.code() == tonic::Code::DeadlineExceeded => "skipped",
-        Err(s) if s.code() == tonic::Code::InvalidArgument => "rejected",
-        Err(_) => "error",
-    };
-    let shard = shard.to_string();
-    metrics::counter!("scatter_leaf_calls_total",
-        "shard" => shard.clone(), "method" => method, "outcome" => outcome)
-    .increment(1);
-    metrics::histogram!("scatter_leaf_call_duration_seconds", "shard" => shard, "method" => method)
-        .record(start.elapsed().as_secs_f64());
+/// The data methods, in [`CallMetrics`] order.
+const METHODS: [&str; 3] = ["search", "fetch", "term_stats"];
+/// Call outcomes, in [`CallMetrics`] order.
+const OUTCOMES: [&str; 4] = ["ok", "skipped", "rejected", "error"];
+
+/// Metric handles of one leaf's data calls, registered once (no per-call label sets).
+struct CallMetrics {
+    calls: Vec<metrics::Counter>,
+    latency: Vec<metrics::Histogram>,
+}
+
+impl CallMetrics {
+    fn new(shard: u32) -> Self {
+        let shard = shard.to_string();
+        let mut calls = Vec::new();
+        for method in METHODS {
+            for outcome in OUTCOMES {
+                calls.push(metrics::counter!("scatter_leaf_calls_total",
+                    "shard" => shard.clone(), "method" => method, "outcome" => outcome));
+            }
+        }
+        let latency = METHODS
+            .iter()
+            .map(|m| {
+                metrics::histogram!("scatter_leaf_call_duration_seconds",
+                    "shard" => shard.clone(), "method" => *m)
+            })
+            .collect();
+        CallMetrics { calls, latency }
+    }
+
+    /// Counts one call of method `m` (index in [`METHODS`]) and its latency.
+    fn observe<T>(&self, m: usize, start: Instant, r: &Result<T, Status>) {
+        let outcome = match r {
+            Ok(_) => 0,
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded => 1,
+            Err(s) if s.code() == tonic::Code::InvalidArgument => 2,
+            Err(_) => 3,
+        };
+        self.calls[m * OUTCOMES.len() + outcome].increment(1);
+        self.latency[m].record(start.elapsed().as_secs_f64());
+    }
 }
 
 #[tonic::async_trait]
@@ -151,7 +185,7 @@ impl Leaf for LeafService {
                 .await
         }
         .await;
-        observe(self.shard.meta().shard, "search", start, &r);
+        self.metrics.observe(0, start, &r);
         r
     }
 
@@ -173,7 +207,7 @@ impl Leaf for LeafService {
                 .await
         }
         .await;
-        observe(self.shard.meta().shard, "fetch", start, &r);
+        self.metrics.observe(1, start, &r);
         r
     }
 
@@ -192,7 +226,7 @@ impl Leaf for LeafService {
             }
         }
         .await;
-        observe(self.shard.meta().shard, "term_stats", start, &r);
+        self.metrics.observe(2, start, &r);
         r
     }
 

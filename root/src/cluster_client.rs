@@ -57,10 +57,51 @@ pub struct ReplicaState {
     ejected_until: Option<Instant>,
 }
 
+/// Metric handles of one replica, registered once so that a call records without building
+/// label sets. (Registered after the process recorder is installed: see `BoundRoot::bind`.)
+pub struct ReplicaMetrics {
+    ok: metrics::Counter,
+    rejected: metrics::Counter,
+    timeout: metrics::Counter,
+    error: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+impl ReplicaMetrics {
+    fn new(shard: usize, addr: &str) -> Self {
+        let calls = |outcome: &'static str| {
+            metrics::counter!("scatter_root_leaf_calls_total",
+                "shard" => shard.to_string(), "replica" => addr.to_string(), "outcome" => outcome)
+        };
+        ReplicaMetrics {
+            ok: calls("ok"),
+            rejected: calls("rejected"),
+            timeout: calls("timeout"),
+            error: calls("error"),
+            latency: metrics::histogram!("scatter_root_leaf_call_duration_seconds",
+                "shard" => shard.to_string(), "replica" => addr.to_string()),
+        }
+    }
+
+    /// Counts one call (`ok`, `rejected`, `timeout` or `error`) and its latency.
+    pub fn record(&self, outcome: &str, took: Duration) {
+        match outcome {
+            "ok" => &self.ok,
+            "rejected" => &self.rejected,
+            "timeout" => &self.timeout,
+            _ => &self.error,
+        }
+        .increment(1);
+        self.latency.record(took.as_secs_f64());
+    }
+}
+
 /// One replica of one shard.
 pub struct Replica {
     /// `host:port`.
     pub addr: String,
+    /// Its metric handles.
+    pub metrics: ReplicaMetrics,
     client: LeafClient<Channel>,
     state: Mutex<ReplicaState>,
     load: Mutex<PeakEwma>,
@@ -68,7 +109,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    fn new(addr: &str) -> anyhow::Result<Self> {
+    fn new(shard: usize, addr: &str) -> anyhow::Result<Self> {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_millis(500))
@@ -80,6 +121,7 @@ impl Replica {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Replica {
             addr: addr.to_string(),
+            metrics: ReplicaMetrics::new(shard, addr),
             client,
             state: Mutex::new(ReplicaState {
                 up: false,
@@ -103,6 +145,11 @@ impl Replica {
             t.saturating_duration_since(Instant::now()).as_millis() as u64
         });
         s
+    }
+
+    /// Serves another shard, shard count or schema (never called).
+    pub fn is_misconfigured(&self) -> bool {
+        self.state.lock().expect("replica state").misconfigured
     }
 
     /// Healthy and not ejected: a first choice for calls.
@@ -289,7 +336,7 @@ impl ShardGroup {
     /// The order in which to try replicas for one call: healthy replicas by power of two
     /// choices over their load cost, then ejected or down ones (tried only as a last resort).
     pub fn replica_order(&self) -> Vec<Arc<Replica>> {
-        let usable = self.replicas.iter().filter(|r| !r.state().misconfigured);
+        let usable = self.replicas.iter().filter(|r| !r.is_misconfigured());
         let (up, down): (Vec<_>, Vec<_>) = usable.cloned().partition(|r| r.is_up());
         let mut order = p2c_order(up.into_iter().map(|r| (r.cost(), r)).collect());
         order.extend(p2c_order(down.into_iter().map(|r| (r.cost(), r)).collect()));
@@ -330,7 +377,7 @@ impl Cluster {
         for (shard, addrs) in config.shards.iter().enumerate() {
             let replicas = addrs
                 .iter()
-                .map(|a| Replica::new(a).map(Arc::new))
+                .map(|a| Replica::new(shard, a).map(Arc::new))
                 .collect::<anyhow::Result<_>>()?;
             shards.push(ShardGroup {
                 shard,

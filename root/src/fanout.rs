@@ -190,7 +190,7 @@ where
                 let replica = &order[idx];
                 let a = &mut profile.attempts[idx];
                 let r = classify(r, deadline);
-                record_call(group.shard, &replica.addr, &r, guard.elapsed());
+                record_call(replica, &r, guard.elapsed());
                 match r {
                     CallResult::Ok(value) => {
                         let took = guard.finish(true);
@@ -280,20 +280,14 @@ where
 }
 
 /// Per-replica call count by outcome and latency, for `/metrics`.
-fn record_call<T>(shard: usize, replica: &str, r: &CallResult<T>, took: Duration) {
+fn record_call<T>(replica: &Replica, r: &CallResult<T>, took: Duration) {
     let outcome = match r {
         CallResult::Ok(_) => "ok",
         CallResult::Rejected(_) => "rejected",
         CallResult::TimedOut => "timeout",
         CallResult::Failed(..) => "error",
     };
-    let (shard, replica) = (shard.to_string(), replica.to_string());
-    metrics::counter!("scatter_root_leaf_calls_total",
-        "shard" => shard.clone(), "replica" => replica.clone(), "outcome" => outcome)
-    .increment(1);
-    metrics::histogram!("scatter_root_leaf_call_duration_seconds",
-        "shard" => shard, "replica" => replica)
-    .record(took.as_secs_f64());
+    replica.metrics.record(outcome, took);
 }
 
 fn attempt(replica: &Replica, started_ms: f64, hedge: bool) -> AttemptProfile {
