@@ -51,8 +51,47 @@ struct LeafArgs {
     /// Serve Prometheus metrics over HTTP at this address (`/metrics`).
     #[arg(long, env = "SCATTER_LEAF_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// If --index holds no shard: create an empty one (needs --shard-id and --num-shards).
+    /// A new replica of a shard with data is then repaired from a peer by the root.
+    #[arg(long, env = "SCATTER_LEAF_CREATE")]
+    create: bool,
+    /// Shard number of a shard created with --create.
+    #[arg(long, env = "SCATTER_LEAF_SHARD_ID", requires = "create")]
+    shard_id: Option<u32>,
+    /// Shard count of the cluster, for a shard created with --create.
+    #[arg(long, env = "SCATTER_LEAF_NUM_SHARDS", requires = "create")]
+    num_shards: Option<u32>,
+    /// Schema (TOML or JSON) of a shard created with --create (default: title + body).
+    #[arg(long, env = "SCATTER_LEAF_SCHEMA", requires = "create")]
+    schema: Option<PathBuf>,
     #[command(flatten)]
     faults: FaultArgs,
+}
+
+impl LeafArgs {
+    /// The identity of a shard to create, with --create.
+    fn create_meta(&self) -> anyhow::Result<Option<scatter_core::ShardMeta>> {
+        if !self.create {
+            return Ok(None);
+        }
+        let (Some(shard), Some(num_shards)) = (self.shard_id, self.num_shards) else {
+            anyhow::bail!("--create needs --shard-id and --num-shards");
+        };
+        anyhow::ensure!(
+            shard < num_shards,
+            "--shard-id {shard} must be below --num-shards {num_shards}"
+        );
+        let schema = match &self.schema {
+            Some(path) => scatter_core::ScatterSchema::from_file(path)?,
+            None => scatter_core::ScatterSchema::default(),
+        };
+        Ok(Some(scatter_core::ShardMeta {
+            shard,
+            num_shards,
+            schema,
+            routing: scatter_core::RoutingParams::new(num_shards),
+        }))
+    }
 }
 
 /// Fault injection into a leaf's data calls (Search, Fetch, TermStats): a testing aid.
@@ -113,6 +152,12 @@ struct RootArgs {
     /// Result cache size in MB (0: no cache).
     #[arg(long, env = "SCATTER_ROOT_RESULT_CACHE_MB", default_value_t = 64)]
     result_cache_mb: usize,
+    /// Deadline of one write to the replicas of a shard, in milliseconds.
+    #[arg(long, env = "SCATTER_ROOT_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    write_timeout_ms: u64,
+    /// Largest `POST /documents` body, in MB.
+    #[arg(long, env = "SCATTER_ROOT_MAX_BULK_MB", default_value_t = 64)]
+    max_bulk_mb: usize,
 }
 
 #[derive(Debug, Args)]
@@ -275,14 +320,13 @@ async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
 }
 
 async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
-    let bound = BoundLeaf::bind(&LeafConfig {
-        index: args.index.clone(),
-        listen: args.listen,
-        faults: args.faults.settings(),
-        metrics_listen: args.metrics_listen,
-    })
-    .await?;
-    let meta = bound.shard().meta();
+    let mut config = LeafConfig::new(args.index.clone(), args.listen);
+    config.faults = args.faults.settings();
+    config.metrics_listen = args.metrics_listen;
+    config.create = args.create_meta()?;
+    let bound = BoundLeaf::bind(&config).await?;
+    let shard = bound.shard();
+    let meta = shard.meta();
     println!(
         "listening on {} (shard {} of {}, {})",
         bound.local_addr(),
@@ -307,6 +351,8 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
         "--hedge-budget must be between 0 and 1"
     );
     config.result_cache_bytes = args.result_cache_mb << 20;
+    config.write_timeout = Duration::from_millis(args.write_timeout_ms.max(1));
+    config.max_bulk_bytes = args.max_bulk_mb.max(1) << 20;
     config.hedge = scatter_root::hedge::HedgeConfig {
         enabled: !args.no_hedge,
         budget_ratio: args.hedge_budget,

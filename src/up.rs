@@ -82,13 +82,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             } else {
                 FaultSettings::default()
             };
-            let leaf = BoundLeaf::bind(&LeafConfig {
-                index: dir,
-                listen,
-                faults,
-                metrics_listen: None,
-            })
-            .await?;
+            let mut config = LeafConfig::new(dir, listen);
+            config.faults = faults;
+            let leaf = BoundLeaf::bind(&config).await?;
             addrs.push(leaf.local_addr().to_string());
             tasks.push(tokio::spawn(leaf.serve(stopped(stop_rx.clone()))));
         }

@@ -68,6 +68,11 @@ impl DocConverter {
         }
     }
 
+    /// The tantivy field holding the external id.
+    pub fn id_field(&self) -> Field {
+        self.id
+    }
+
     /// Parses one JSON text (a JSONL line) and converts it.
     pub fn convert_str(&self, line: &str) -> Result<ConvertedDoc, DocError> {
         let value: Value = serde_json::from_str(line).map_err(|e| DocError::Json(e.to_string()))?;

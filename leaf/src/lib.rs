@@ -5,16 +5,24 @@
 //! - [`ids`]: external ids of documents, resolved in O(1) from per-segment tables;
 //! - [`ties`]: exact tie-breaking by id at the top-k cut;
 //! - [`faults`]: fault injection (delays, errors), a testing aid;
+//! - [`writer`]: live ingest, group commit, durable before acknowledged;
+//! - [`live`]: the shard served now, its writer, and swapping in a repaired copy;
+//! - [`snapshot`] / [`repair`]: streaming a commit's files to a replica that missed writes;
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a [`shard::Shard`];
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
 pub mod faults;
 pub mod ids;
+pub mod live;
+pub mod repair;
 pub mod server;
 pub mod service;
 pub mod shard;
+pub mod snapshot;
 pub mod stats;
 pub mod ties;
+pub mod writer;
 
+pub use live::LiveShard;
 pub use server::{serve, LeafConfig};
 pub use shard::Shard;

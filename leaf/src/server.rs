@@ -13,7 +13,10 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use scatter_core::ShardMeta;
+
 use crate::faults::Faults;
+use crate::live::LiveShard;
 use crate::service::LeafService;
 use crate::shard::Shard;
 
@@ -31,21 +34,39 @@ pub struct LeafConfig {
     pub faults: FaultSettings,
     /// Where to serve `/metrics` (Prometheus text) over HTTP, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// When `index` holds no shard yet: create an empty one with this identity (a new
+    /// replica that a root then repairs from a peer, or the first replicas of an empty
+    /// cluster filled through live ingest).
+    pub create: Option<ShardMeta>,
+}
+
+impl LeafConfig {
+    /// A leaf serving the shard in `index` on `listen`, without faults or metrics listener.
+    pub fn new(index: PathBuf, listen: SocketAddr) -> Self {
+        LeafConfig {
+            index,
+            listen,
+            faults: FaultSettings::default(),
+            metrics_listen: None,
+            create: None,
+        }
+    }
 }
 
 /// A leaf bound to its address, not yet serving.
 pub struct BoundLeaf {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
-    shard: Arc<Shard>,
+    shard: Arc<LiveShard>,
     faults: Arc<Faults>,
 }
 
 impl BoundLeaf {
     /// Opens the shard and binds the listener.
     pub async fn bind(config: &LeafConfig) -> anyhow::Result<Self> {
-        let path = config.index.clone();
-        let shard = tokio::task::spawn_blocking(move || Shard::open(&path)).await??;
+        let (path, create) = (config.index.clone(), config.create.clone());
+        let shard =
+            tokio::task::spawn_blocking(move || open_or_create(&path, create.as_ref())).await??;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -72,9 +93,9 @@ impl BoundLeaf {
         self.listener.local_addr().expect("bound listener")
     }
 
-    /// The shard served.
-    pub fn shard(&self) -> &Arc<Shard> {
-        &self.shard
+    /// The shard served now.
+    pub fn shard(&self) -> Arc<Shard> {
+        self.shard.shard()
     }
 
     /// Serves until `shutdown` completes, then drains in-flight calls.
@@ -102,6 +123,20 @@ impl BoundLeaf {
             task.abort();
         }
         served
+    }
+}
+
+/// Opens the shard in `path`, creating an empty one first when there is none and `create`
+/// says which.
+fn open_or_create(path: &std::path::Path, create: Option<&ShardMeta>) -> anyhow::Result<LiveShard> {
+    let exists = path.join(scatter_core::manifest::SHARD_META_FILE).exists()
+        || crate::live::old_dir(path).exists();
+    match create {
+        Some(meta) if !exists => {
+            tracing::warn!(path = %path.display(), shard = meta.shard, "creating an empty shard");
+            Ok(LiveShard::new(Shard::create(path, meta)?))
+        }
+        _ => LiveShard::open(path),
     }
 }
 

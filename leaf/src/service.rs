@@ -8,14 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scatter_proto::v1::{
-    FaultSettings, FetchRequest, FetchResponse, InfoRequest, InfoResponse, SearchRequest,
-    SearchResponse, TermStatsRequest, TermStatsResponse,
+    FaultSettings, FetchRequest, FetchResponse, InfoRequest, InfoResponse, IngestRequest,
+    IngestResponse, RepairRequest, RepairResponse, SearchRequest, SearchResponse, SnapshotChunk,
+    SnapshotRequest, TermStatsRequest, TermStatsResponse,
 };
 use scatter_proto::Leaf;
 use tonic::{Request, Response, Status};
 
 use crate::faults::{Fault, Faults};
+use crate::live::LiveShard;
 use crate::shard::{Shard, ShardError};
+use crate::snapshot::Snapshot;
 
 /// Most ids one `Fetch` call may ask for.
 pub const MAX_FETCH_IDS: usize = 10_000;
@@ -23,15 +26,15 @@ pub const MAX_FETCH_IDS: usize = 10_000;
 /// gRPC front of one shard.
 #[derive(Clone)]
 pub struct LeafService {
-    shard: Arc<Shard>,
+    shard: Arc<LiveShard>,
     faults: Arc<Faults>,
     metrics: Arc<CallMetrics>,
 }
 
 impl LeafService {
     /// Serves `shard`, with `faults` injected into data calls.
-    pub fn new(shard: Arc<Shard>, faults: Arc<Faults>) -> Self {
-        let metrics = Arc::new(CallMetrics::new(shard.meta().shard));
+    pub fn new(shard: Arc<LiveShard>, faults: Arc<Faults>) -> Self {
+        let metrics = Arc::new(CallMetrics::new(shard.shard().meta().shard));
         LeafService {
             shard,
             faults,
@@ -65,7 +68,7 @@ impl LeafService {
         // Set when this future is dropped: the caller cancelled or went away.
         let gone = Arc::new(AtomicBool::new(false));
         let _guard = SetOnDrop(gone.clone());
-        let shard = self.shard.clone();
+        let shard = self.shard.shard();
         let task = tokio::task::spawn_blocking(move || {
             if gone.load(Ordering::Relaxed) || expired(deadline) {
                 return Err(ShardError::Skipped);
@@ -116,7 +119,7 @@ pub fn deadline_of<T>(request: &Request<T>) -> Option<Instant> {
 }
 
 /// The data methods, in [`CallMetrics`] order.
-const METHODS: [&str; 3] = ["search", "fetch", "term_stats"];
+const METHODS: [&str; 4] = ["search", "fetch", "term_stats", "ingest"];
 /// Call outcomes, in [`CallMetrics`] order.
 const OUTCOMES: [&str; 4] = ["ok", "skipped", "rejected", "error"];
 
@@ -162,7 +165,7 @@ impl CallMetrics {
 #[tonic::async_trait]
 impl Leaf for LeafService {
     async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        let shard = self.shard.clone();
+        let shard = self.shard.shard();
         match tokio::task::spawn_blocking(move || shard.info()).await {
             Ok(info) => {
                 metrics::gauge!("scatter_leaf_docs", "shard" => info.shard_id.to_string())
@@ -220,7 +223,7 @@ impl Leaf for LeafService {
             // Term statistics are dictionary lookups, cheaper than a hop to the blocking pool:
             // answered on the async thread (after any injected fault).
             self.fault().await?;
-            match self.shard.term_stats(&request.into_inner().query) {
+            match self.shard.shard().term_stats(&request.into_inner().query) {
                 Ok(v) => Ok(Response::new(v)),
                 Err(e) => Err(status_of(e)),
             }
@@ -228,6 +231,64 @@ impl Leaf for LeafService {
         .await;
         self.metrics.observe(2, start, &r);
         r
+    }
+
+    async fn ingest(
+        &self,
+        request: Request<IngestRequest>,
+    ) -> Result<Response<IngestResponse>, Status> {
+        let start = Instant::now();
+        let req = request.into_inner();
+        let (upserts, deletes) = (req.upserts.len(), req.deletes.len());
+        let r = self
+            .shard
+            .ingest(req)
+            .await
+            .map(Response::new)
+            .map_err(Status::unavailable);
+        if let Ok(resp) = &r {
+            let refused = resp.get_ref().errors.len();
+            let shard = self.shard.shard().meta().shard.to_string();
+            metrics::counter!("scatter_leaf_ingested_docs_total", "shard" => shard.clone(), "op" => "upsert")
+                .increment((upserts - refused) as u64);
+            metrics::counter!("scatter_leaf_ingested_docs_total", "shard" => shard, "op" => "delete")
+                .increment(deletes as u64);
+        }
+        self.metrics.observe(3, start, &r);
+        r
+    }
+
+    type SnapshotStream = tokio_stream::wrappers::ReceiverStream<Result<SnapshotChunk, Status>>;
+
+    async fn snapshot(
+        &self,
+        request: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let shard = self.shard.shard();
+        let have = request.into_inner().have;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let sent = Snapshot::take(&shard).and_then(|s| s.stream(&have, &tx));
+            if let Err(e) = sent {
+                tracing::warn!("snapshot failed: {e:#}");
+                let _ = tx.blocking_send(Err(Status::internal(format!("snapshot: {e:#}"))));
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
+    async fn repair(
+        &self,
+        request: Request<RepairRequest>,
+    ) -> Result<Response<RepairResponse>, Status> {
+        let req = request.into_inner();
+        tracing::warn!(source = %req.source, swap = req.swap, "repairing from a peer");
+        match crate::repair::repair(&self.shard, &req).await {
+            Ok(resp) => Ok(Response::new(resp)),
+            Err(e) => Err(Status::unavailable(format!("repair failed: {e:#}"))),
+        }
     }
 
     async fn set_faults(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use scatter_core::document::stored_fields_json;
@@ -55,7 +56,10 @@ impl From<QueryError> for ShardError {
 pub struct Shard {
     path: PathBuf,
     meta: ShardMeta,
+    index: Index,
     reader: IndexReader,
+    /// Write operations committed in this replica's life (from the last commit's payload).
+    ops: AtomicU64,
     schema: Schema,
     id_field: Field,
     parser: ScatterQueryParser,
@@ -82,15 +86,48 @@ impl Shard {
         let id_field = schema.get_field(&meta.schema.id_field)?;
         let meta_id_field = meta.schema.id_field.clone();
         let parser = ScatterQueryParser::new(&meta.schema, &schema);
+        let ops = ops_of_payload(index.load_metas()?.payload.as_deref());
         Ok(Shard {
             path: path.to_path_buf(),
             meta,
+            index,
+            ops: AtomicU64::new(ops),
             reader,
             schema,
             id_field,
             parser,
             ids: IdCache::new(&meta_id_field),
         })
+    }
+
+    /// Creates an empty shard in `path` (which must not hold one yet) and opens it.
+    pub fn create(path: &Path, meta: &ShardMeta) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("creating shard directory {}", path.display()))?;
+        Index::create_in_dir(path, meta.schema.tantivy_schema())
+            .with_context(|| format!("creating tantivy index in {}", path.display()))?;
+        meta.save(path)?;
+        Shard::open(path)
+    }
+
+    /// The tantivy index (for the writer and for snapshots).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Makes the last commit searchable now (instead of after the reload delay).
+    pub fn reload(&self) -> tantivy::Result<()> {
+        self.reader.reload()
+    }
+
+    /// Write operations committed in this replica's life.
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::Acquire)
+    }
+
+    /// Records the operation count of a new commit (called by the writer after committing).
+    pub fn set_ops(&self, ops: u64) {
+        self.ops.store(ops, Ordering::Release);
     }
 
     /// Directory of the index.
@@ -124,6 +161,8 @@ impl Shard {
             schema_fingerprint: self.meta.schema.fingerprint(),
             schema_json: self.meta.schema.to_json(),
             routing_json: serde_json::to_string(&self.meta.routing).unwrap_or_default(),
+            ops: self.ops(),
+            num_segments: searcher.segment_readers().len() as u32,
         }
     }
 
@@ -323,7 +362,7 @@ impl Shard {
     }
 
     /// The live document with external id `id`, if any.
-    fn find(&self, searcher: &Searcher, id: &str) -> tantivy::Result<Option<DocAddress>> {
+    pub fn find(&self, searcher: &Searcher, id: &str) -> tantivy::Result<Option<DocAddress>> {
         let term = Term::from_field_text(self.id_field, id);
         for (ord, segment) in searcher.segment_readers().iter().enumerate() {
             let inverted = segment.inverted_index(self.id_field)?;
@@ -372,6 +411,22 @@ impl ScoringWith<'_> {
             None => searcher.search(query, collector),
         }
     }
+}
+
+/// Key of the operation count in a commit payload.
+const OPS_KEY: &str = "scatter_ops";
+
+/// The commit payload recording `ops` write operations.
+pub fn ops_payload(ops: u64) -> String {
+    serde_json::json!({ OPS_KEY: ops }).to_string()
+}
+
+/// The operation count recorded in a commit payload (0 when absent: a bulk-built index).
+pub fn ops_of_payload(payload: Option<&str>) -> u64 {
+    payload
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .and_then(|v| v.get(OPS_KEY).and_then(|n| n.as_u64()))
+        .unwrap_or(0)
 }
 
 /// Generation of what a searcher sees: a hash of its segments and their deletes. It changes

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use scatter_core::document::DocConverter;
 use scatter_core::query::ScatterQueryParser;
-use scatter_core::ScatterSchema;
+use scatter_core::{Router, RoutingParams, ScatterSchema};
 use scatter_proto::v1::{InfoRequest, InfoResponse};
 use scatter_proto::LeafClient;
 use serde::Serialize;
@@ -53,6 +54,18 @@ pub struct ReplicaState {
     pub ejected_for_ms: u64,
     /// Serves another shard, shard count or schema: never called.
     pub misconfigured: bool,
+    /// Missed writes its peers committed: not searched until repaired from a peer.
+    pub stale: bool,
+    /// Why it is stale.
+    pub stale_reason: Option<String>,
+    /// Write operations it has committed in its life (from its last probe or write).
+    pub ops: u64,
+    /// Segments in its index (0: it never received data).
+    pub num_segments: u32,
+    /// Probe rounds in a row in which it was behind a peer's operation count.
+    pub lag_rounds: u32,
+    /// Repairs completed.
+    pub repairs: u64,
     #[serde(skip)]
     ejected_until: Option<Instant>,
 }
@@ -231,11 +244,55 @@ impl Replica {
         }
     }
 
+    /// Missed writes its peers committed (or holds nothing while they hold data): not
+    /// searched until repaired.
+    pub fn mark_stale(&self, reason: String) {
+        let mut s = self.state.lock().expect("replica state");
+        if !s.stale {
+            tracing::warn!(replica = %self.addr, %reason, "replica is stale");
+        }
+        s.stale = true;
+        s.stale_reason = Some(reason);
+    }
+
+    /// Repaired: holds what its peers hold.
+    pub fn mark_repaired(&self, generation: u64, ops: u64) {
+        let mut s = self.state.lock().expect("replica state");
+        s.stale = false;
+        s.stale_reason = None;
+        s.lag_rounds = 0;
+        s.repairs += 1;
+        s.generation = generation;
+        s.ops = ops;
+    }
+
+    /// Must not be searched (stale) or written to.
+    pub fn is_stale(&self) -> bool {
+        self.state.lock().expect("replica state").stale
+    }
+
+    /// Records a committed write: its new generation (so caches keyed by generations see
+    /// the change at once) and operation count.
+    pub fn note_write(&self, generation: u64, ops: u64) {
+        let mut s = self.state.lock().expect("replica state");
+        s.generation = generation;
+        s.ops = ops;
+    }
+
+    /// Updates the lag count: `behind` this round or not; returns the rounds in a row.
+    pub fn note_lag(&self, behind: bool) -> u32 {
+        let mut s = self.state.lock().expect("replica state");
+        s.lag_rounds = if behind { s.lag_rounds + 1 } else { 0 };
+        s.lag_rounds
+    }
+
     /// Records a successful probe: back in service once its ejection period is over.
     fn probe_ok(&self, info: &InfoResponse) {
         let mut s = self.state.lock().expect("replica state");
         s.generation = info.generation;
         s.num_docs = info.num_docs;
+        s.ops = info.ops;
+        s.num_segments = info.num_segments;
         s.misconfigured = false;
         if reinstate_if_due(&mut s) {
             s.consecutive_failures = 0;
@@ -330,22 +387,30 @@ pub struct ShardGroup {
     pub latency: LatencyWindow,
     /// Call counters.
     pub counters: ShardCounters,
+    /// Held shared by every write to this shard, exclusively by the swapping pass of a
+    /// repair: no write lands on the source between the last copy and the swap.
+    pub writes: tokio::sync::RwLock<()>,
+    /// A repair of one of its replicas is running.
+    pub repairing: std::sync::atomic::AtomicBool,
 }
 
 impl ShardGroup {
     /// The order in which to try replicas for one call: healthy replicas by power of two
     /// choices over their load cost, then ejected or down ones (tried only as a last resort).
     pub fn replica_order(&self) -> Vec<Arc<Replica>> {
-        let usable = self.replicas.iter().filter(|r| !r.is_misconfigured());
+        let usable = self
+            .replicas
+            .iter()
+            .filter(|r| !r.is_misconfigured() && !r.is_stale());
         let (up, down): (Vec<_>, Vec<_>) = usable.cloned().partition(|r| r.is_up());
         let mut order = p2c_order(up.into_iter().map(|r| (r.cost(), r)).collect());
         order.extend(p2c_order(down.into_iter().map(|r| (r.cost(), r)).collect()));
         order
     }
 
-    /// Whether some replica is healthy.
+    /// Whether some replica is healthy and current.
     pub fn has_live_replica(&self) -> bool {
-        self.replicas.iter().any(|r| r.is_up())
+        self.replicas.iter().any(|r| r.is_up() && !r.is_stale())
     }
 }
 
@@ -359,6 +424,35 @@ pub struct ClusterSchema {
     pub parser: ScatterQueryParser,
     /// Schema fingerprint every replica must match.
     pub fingerprint: String,
+    /// Routing of ids to shards, exactly as the shards were built with.
+    pub router: Router,
+    /// The routing parameters as the replicas report them (every replica must agree).
+    pub routing_json: String,
+    /// Validates documents of live ingest like the leaves do.
+    pub converter: DocConverter,
+}
+
+impl ClusterSchema {
+    /// The schema and routing a replica reports.
+    fn from_info(info: &InfoResponse) -> Result<Self, String> {
+        let schema = ScatterSchema::from_json(&info.schema_json)
+            .map_err(|e| format!("bad schema from replica: {e:#}"))?;
+        let routing: RoutingParams = serde_json::from_str(&info.routing_json)
+            .map_err(|e| format!("bad routing from replica: {e}"))?;
+        let router = Router::new(routing).map_err(|e| format!("bad routing: {e:#}"))?;
+        let tantivy = schema.tantivy_schema();
+        let parser = ScatterQueryParser::new(&schema, &tantivy);
+        let converter = DocConverter::new(&schema, &tantivy);
+        Ok(ClusterSchema {
+            fingerprint: schema.fingerprint(),
+            schema,
+            tantivy,
+            parser,
+            router,
+            routing_json: info.routing_json.clone(),
+            converter,
+        })
+    }
 }
 
 /// All shards and their replicas.
@@ -384,6 +478,8 @@ impl Cluster {
                 replicas,
                 latency: LatencyWindow::default(),
                 counters: ShardCounters::default(),
+                writes: tokio::sync::RwLock::new(()),
+                repairing: std::sync::atomic::AtomicBool::new(false),
             });
         }
         Ok(Arc::new(Cluster {
@@ -489,18 +585,13 @@ impl Cluster {
                 "misconfigured: schema fingerprint {} differs from the cluster's {}",
                 info.schema_fingerprint, s.fingerprint
             )),
+            Some(s) if s.routing_json != info.routing_json => Err(format!(
+                "misconfigured: routing {} differs from the cluster's {}",
+                info.routing_json, s.routing_json
+            )),
             Some(_) => Ok(()),
             None => {
-                let schema = ScatterSchema::from_json(&info.schema_json)
-                    .map_err(|e| format!("bad schema from replica: {e:#}"))?;
-                let tantivy = schema.tantivy_schema();
-                let parser = ScatterQueryParser::new(&schema, &tantivy);
-                *slot = Some(Arc::new(ClusterSchema {
-                    fingerprint: schema.fingerprint(),
-                    schema,
-                    tantivy,
-                    parser,
-                }));
+                *slot = Some(Arc::new(ClusterSchema::from_info(info)?));
                 Ok(())
             }
         }
@@ -519,6 +610,7 @@ impl Cluster {
                     return;
                 };
                 cluster.probe_all().await;
+                crate::repair::after_probe(&cluster);
             }
         })
     }

@@ -26,6 +26,10 @@ pub struct RootConfig {
     pub hedge: HedgeConfig,
     /// Result cache size in bytes (0: no cache).
     pub result_cache_bytes: usize,
+    /// Deadline of one write (ingest call to the replicas of a shard).
+    pub write_timeout: Duration,
+    /// Largest `POST /documents` body.
+    pub max_bulk_bytes: usize,
 }
 
 impl RootConfig {
@@ -39,6 +43,8 @@ impl RootConfig {
             probe_interval: Duration::from_millis(500),
             hedge: HedgeConfig::default(),
             result_cache_bytes: 64 << 20,
+            write_timeout: Duration::from_secs(30),
+            max_bulk_bytes: 64 << 20,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The HTTP API (axum): `/search` (GET and POST), `/healthz`, `/readyz`, `/cluster`.
+//! The HTTP API (axum): `/search` (GET and POST), `/documents` (POST NDJSON bulk),
+//! `/documents/{id}` (GET, DELETE), `/healthz`, `/readyz`, `/cluster`, `/metrics`.
 //! Parameters are validated here; every error is JSON `{"error": {"type", "reason"}}`.
 
 use std::future::Future;
@@ -7,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,6 +45,12 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/cluster", get(cluster_state))
         .route("/metrics", get(metrics_page))
+        .route(
+            "/documents",
+            axum::routing::post(documents_post)
+                .layer(DefaultBodyLimit::max(state.config.max_bulk_bytes)),
+        )
+        .route("/documents/{id}", get(document_get).delete(document_delete))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -86,6 +94,48 @@ async fn run_search(state: &AppState, params: SearchParams) -> Response {
         .record(start.elapsed().as_secs_f64());
     match result {
         Ok(resp) => Json(resp).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn documents_post(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return ApiError::new(e.status(), "body_rejected", e.body_text()).into_response(),
+    };
+    let start = Instant::now();
+    let result = crate::ingest::bulk(&state.root.cluster, &body, state.config.write_timeout).await;
+    metrics::histogram!("scatter_root_ingest_duration_seconds")
+        .record(start.elapsed().as_secs_f64());
+    match result {
+        Ok(resp) => Json(resp).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn document_delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match crate::ingest::delete(&state.root.cluster, &id, state.config.write_timeout).await {
+        Ok(resp) => Json(resp).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn document_get(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let timeout = state.config.default_timeout;
+    match crate::ingest::get(&state.root.cluster, &id, timeout).await {
+        Ok(Some((shard, fields))) => {
+            let fields: serde_json::Value = serde_json::from_str(&fields).unwrap_or_default();
+            Json(json!({"id": id, "shard": shard, "found": true, "fields": fields})).into_response()
+        }
+        Ok(None) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "document_not_found",
+            format!("no document with id {id:?}"),
+        )
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -10,6 +10,8 @@
 //! - [`stats`]: global BM25 statistics (summed over shards, cached) for exact scoring;
 //! - [`fetch`]: the fetch phase: stored fields of the final page only, by id, from any replica;
 //! - [`cache`]: result cache keyed by query, parameters and leaf generations;
+//! - [`ingest`]: live writes (`POST /documents`, `DELETE /documents/{id}`) to every replica;
+//! - [`repair`]: stale replicas (missed writes) and their repair from a current peer;
 //! - [`cluster_client`]: replicas, their gRPC channels, health probing and the cluster schema;
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
 
@@ -23,7 +25,9 @@ pub mod fanout;
 pub mod fetch;
 pub mod hedge;
 pub mod http;
+pub mod ingest;
 pub mod merge;
+pub mod repair;
 pub mod root;
 pub mod stats;
 

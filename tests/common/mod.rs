@@ -142,6 +142,8 @@ impl Drop for Proc {
 pub struct Cluster {
     /// Leaves: `leaves[shard][replica]`.
     pub leaves: Vec<Vec<Proc>>,
+    /// Index directory of each leaf: `paths[shard][replica]`.
+    pub paths: Vec<Vec<PathBuf>>,
     /// The root.
     pub root: Proc,
     /// HTTP client.
@@ -163,9 +165,11 @@ impl Cluster {
     ) -> Cluster {
         let manifest = scatter_core::Manifest::load(dir).unwrap();
         let mut leaves = Vec::new();
+        let mut paths = Vec::new();
         for k in 0..manifest.num_shards {
             let src = manifest.shard_path(dir, k);
             let mut group = Vec::new();
+            let mut group_paths = Vec::new();
             for r in 0..replicas {
                 let path = if r == 0 {
                     src.clone()
@@ -175,8 +179,10 @@ impl Cluster {
                     copy
                 };
                 group.push(Proc::leaf_with(&path, &leaf_args(k, r)));
+                group_paths.push(path);
             }
             leaves.push(group);
+            paths.push(group_paths);
         }
         let addrs: Vec<Vec<String>> = leaves
             .iter()
@@ -185,11 +191,59 @@ impl Cluster {
         let root = Proc::root(&addrs, root_args);
         let cluster = Cluster {
             leaves,
+            paths,
             root,
             http: reqwest::Client::new(),
         };
         cluster.wait_ready().await;
         cluster
+    }
+
+    /// kill -9 leaf `r` of shard `k`.
+    pub fn kill_leaf(&mut self, k: usize, r: usize) {
+        self.leaves[k][r].kill();
+    }
+
+    /// Starts leaf `r` of shard `k` again, on its directory and its old address.
+    pub fn restart_leaf(&mut self, k: usize, r: usize) {
+        let addr = self.leaves[k][r].addr.clone();
+        self.leaves[k][r].kill();
+        let path = self.paths[k][r].clone();
+        let args = ["leaf", "--index", path.to_str().unwrap(), "--listen", &addr];
+        self.leaves[k][r] = Proc::start(&args);
+    }
+
+    /// `POST /documents` with an NDJSON body: (status, body).
+    pub async fn post_documents(&self, ndjson: String) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("/documents"))
+            .header("content-type", "application/x-ndjson")
+            .body(ndjson)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// `DELETE /documents/{id}`: (status, body).
+    pub async fn delete_document(&self, id: &str) -> (u16, Value) {
+        let resp = self.http.delete(self.url(&format!("/documents/{id}")));
+        let resp = resp.send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// `GET /documents/{id}`: (status, body).
+    pub async fn get_document(&self, id: &str) -> (u16, Value) {
+        let resp = self.http.get(self.url(&format!("/documents/{id}")));
+        let resp = resp.send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// `/cluster` state of replica `r` of shard `k`.
+    pub async fn replica_state(&self, k: usize, r: usize) -> Value {
+        self.state().await["shards"][k]["replicas"][r]["state"].clone()
     }
 
     /// `GET /cluster`.

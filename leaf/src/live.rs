@@ -1,0 +1,146 @@
+//! The shard a leaf serves *now*: the open [`Shard`], its writer (started on the first
+//! ingest) and the swap that replaces the whole index with a repaired copy while searches
+//! keep running on the old one until they finish.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use scatter_proto::v1::{IngestRequest, IngestResponse};
+
+use crate::shard::Shard;
+use crate::writer::ShardWriter;
+
+/// A shard that can be written to and swapped.
+pub struct LiveShard {
+    path: PathBuf,
+    current: RwLock<Arc<Shard>>,
+    writer: tokio::sync::Mutex<Option<ShardWriter>>,
+    /// Held by a repair from start to end: one repair at a time.
+    pub(crate) repairing: tokio::sync::Mutex<()>,
+}
+
+impl LiveShard {
+    /// Opens the shard in `path`, first finishing a swap a crash interrupted.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        recover_interrupted_swap(path)?;
+        Ok(Self::new(Shard::open(path)?))
+    }
+
+    /// Serves an already opened shard.
+    pub fn new(shard: Shard) -> Self {
+        LiveShard {
+            path: shard.path().to_path_buf(),
+            current: RwLock::new(Arc::new(shard)),
+            writer: tokio::sync::Mutex::new(None),
+            repairing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The shard to run one call against (cheap `Arc` clone).
+    pub fn shard(&self) -> Arc<Shard> {
+        self.current.read().expect("shard lock").clone()
+    }
+
+    /// Index directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies `req` and answers once it is committed (see [`crate::writer`]).
+    pub async fn ingest(&self, req: IngestRequest) -> Result<IngestResponse, String> {
+        let handle = {
+            let mut slot = self.writer.lock().await;
+            if slot.is_none() {
+                let shard = self.shard();
+                let started = tokio::task::spawn_blocking(move || ShardWriter::start(shard))
+                    .await
+                    .map_err(|e| format!("writer start failed: {e}"))?
+                    .map_err(|e| format!("cannot open the index for writing: {e:#}"))?;
+                *slot = Some(started);
+            }
+            slot.as_ref().expect("writer").handle()
+        };
+        handle.submit(req).await
+    }
+
+    /// Replaces the index with the complete copy in `staging`: stops the writer, moves the
+    /// directories, opens the copy and serves it. Searches holding the old shard finish on
+    /// it (its files stay mapped).
+    pub async fn swap_in(&self, staging: PathBuf) -> anyhow::Result<Arc<Shard>> {
+        let mut writer = self.writer.lock().await;
+        if let Some(w) = writer.take() {
+            tokio::task::spawn_blocking(move || w.stop()).await?;
+        }
+        let path = self.path.clone();
+        let shard = tokio::task::spawn_blocking(move || swap_dirs(&path, &staging)).await??;
+        let shard = Arc::new(shard);
+        *self.current.write().expect("shard lock") = shard.clone();
+        let old = old_dir(&self.path);
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(old).ok());
+        Ok(shard)
+    }
+}
+
+/// Where the replaced index waits to be removed during a swap.
+pub fn old_dir(path: &Path) -> PathBuf {
+    sibling(path, "old")
+}
+
+/// Where a repair assembles the copy.
+pub fn staging_dir(path: &Path) -> PathBuf {
+    sibling(path, "repair")
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    path.with_file_name(name)
+}
+
+/// `path` → `path.old`, `staging` → `path`, then opens it; on failure moves `path.old` back.
+fn swap_dirs(path: &Path, staging: &Path) -> anyhow::Result<Shard> {
+    let old = old_dir(path);
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
+    std::fs::rename(path, &old).with_context(|| format!("moving {} aside", path.display()))?;
+    if let Err(e) = std::fs::rename(staging, path) {
+        std::fs::rename(&old, path)?;
+        return Err(e).context("moving the repaired copy in place");
+    }
+    sync_parent(path);
+    match Shard::open(path) {
+        Ok(shard) => Ok(shard),
+        Err(e) => {
+            std::fs::rename(path, staging)?;
+            std::fs::rename(&old, path)?;
+            Err(e.context("opening the repaired copy"))
+        }
+    }
+}
+
+/// A crash between the two renames of a swap leaves no index at `path` but one at
+/// `path.old`: put it back. A leftover `path.old` next to an index is removed.
+fn recover_interrupted_swap(path: &Path) -> anyhow::Result<()> {
+    let old = old_dir(path);
+    if !old.exists() {
+        return Ok(());
+    }
+    if path.exists() {
+        std::fs::remove_dir_all(&old)?;
+    } else {
+        tracing::warn!(path = %path.display(), "finishing an interrupted swap");
+        std::fs::rename(&old, path)?;
+    }
+    Ok(())
+}
+
+/// Makes renames inside `path`'s parent durable.
+fn sync_parent(path: &Path) {
+    if let Some(parent) = path.parent() {
+        if let Ok(dir) = std::fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+}
