@@ -178,6 +178,39 @@ enum IndexCommand {
     Build(BuildArgs),
     /// Check that a sharded cluster ranks exactly like one index on a set of queries.
     Verify(VerifyArgs),
+    /// Stream a JSONL corpus into a live cluster through the root (`POST /documents`).
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+struct PushArgs {
+    /// JSONL corpus (optionally gzip-compressed), one document per line.
+    #[arg(long)]
+    input: PathBuf,
+    /// Root URL (http://host:port).
+    #[arg(long)]
+    target: String,
+    /// Documents per request.
+    #[arg(long, default_value_t = 500)]
+    batch_docs: usize,
+    /// Largest request body in MB.
+    #[arg(long, default_value_t = 8)]
+    batch_mb: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Retries of a request that failed (or of its documents no replica committed).
+    #[arg(long, default_value_t = 8)]
+    retries: u32,
+    /// First retry delay in milliseconds (doubles per retry, at most 10 s).
+    #[arg(long, default_value_t = 100)]
+    backoff_ms: u64,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -250,6 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Index(IndexCommand::Build(args)) => index_build(args),
         Command::Index(IndexCommand::Verify(args)) => runtime()?.block_on(index_verify(args)),
+        Command::Index(IndexCommand::Push(args)) => runtime()?.block_on(index_push(args)),
         Command::Leaf(args) => runtime()?.block_on(leaf(args)),
         Command::Root(args) => runtime()?.block_on(root(args)),
         Command::Up(args) => runtime()?.block_on(crate::up::up(args)),
@@ -301,6 +335,28 @@ async fn index_verify(args: VerifyArgs) -> anyhow::Result<()> {
         report.all_identical(),
         "{} queries rank differently",
         report.verdicts.len() - report.identical()
+    );
+    Ok(())
+}
+
+async fn index_push(args: PushArgs) -> anyhow::Result<()> {
+    let mut opts = scatter_index_tools::PushOptions::new(args.input, args.target);
+    opts.batch_docs = args.batch_docs.max(1);
+    opts.batch_bytes = args.batch_mb.max(1) << 20;
+    opts.concurrency = args.concurrency.max(1);
+    opts.retries = args.retries;
+    opts.backoff = Duration::from_millis(args.backoff_ms);
+    opts.progress = !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = scatter_index_tools::push(&opts).await?;
+    print!("{report}");
+    if let Some(path) = args.report {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    anyhow::ensure!(
+        report.failed == 0,
+        "{} documents were not acknowledged",
+        report.failed
     );
     Ok(())
 }

@@ -218,7 +218,7 @@ fn write_shard(
     Ok(outcome)
 }
 
-fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
+pub(crate) fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
