@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use scatter_core::ScatterSchema;
 use scatter_index_tools::verify::{verify, VerifyOptions};
 use scatter_index_tools::BuildOptions;
@@ -19,6 +19,10 @@ use scatter_root::{BoundRoot, RootConfig};
 #[derive(Debug, Parser)]
 #[command(name = "scatter", version, about)]
 struct Cli {
+    /// Log format on stderr: `text` or `json` (one JSON object per line). Level: SCATTER_LOG.
+    #[arg(long, global = true, env = "SCATTER_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +46,9 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct LeafArgs {
+    /// TOML file of settings (keys: these flags' long names); flags and env vars win.
+    #[arg(long, env = "SCATTER_CONFIG")]
+    config: Option<PathBuf>,
     /// Shard directory (DIR/shard-K of `scatter index build`).
     #[arg(long, env = "SCATTER_LEAF_INDEX")]
     index: PathBuf,
@@ -122,6 +129,9 @@ impl FaultArgs {
 
 #[derive(Debug, Args)]
 struct RootArgs {
+    /// TOML file of settings (keys: these flags' long names); flags and env vars win.
+    #[arg(long, env = "SCATTER_CONFIG")]
+    config: Option<PathBuf>,
     /// HTTP address to listen on.
     #[arg(long, env = "SCATTER_ROOT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -259,8 +269,19 @@ struct BuildArgs {
 
 /// Entry point: runs the command, prints any error, maps it to the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cmd = match crate::config_file::apply(Cli::command(), &args) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::from_arg_matches(&cmd.get_matches_from(args)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_tracing(&cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -270,13 +291,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCATTER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

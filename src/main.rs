@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod config_file;
 mod up;
 
 fn main() -> std::process::ExitCode {

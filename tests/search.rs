@@ -142,6 +142,19 @@ async fn bad_requests_get_json_errors() {
     let (status, body) = c.search(&[("q", "web server")]).await;
     assert_eq!(status, 200);
     assert!(!hit_ids(&body).is_empty());
+    // Request ids: the client's is echoed, otherwise one is made.
+    let resp = c
+        .http
+        .get(c.url("/search?q=web"))
+        .header("x-request-id", "req-42");
+    let resp = resp.send().await.unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "req-42");
+    let resp = c.http.get(c.url("/search?q=web")).send().await.unwrap();
+    let made = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(
+        made.len() == 16 && made.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{made}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use scatter_proto::v1::{
 };
 use scatter_proto::Leaf;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::faults::{Fault, Faults};
 use crate::live::LiveShard;
@@ -75,11 +76,15 @@ impl LeafService {
             }
             work(&shard)
         });
-        match task.await {
+        let r = match task.await {
             Ok(Ok(v)) => Ok(Response::new(v)),
             Ok(Err(e)) => Err(status_of(e)),
             Err(join) => Err(Status::internal(format!("leaf task failed: {join}"))),
+        };
+        if let Err(s) = &r {
+            tracing::info!(code = ?s.code(), "call failed: {}", s.message());
         }
+        r
     }
 }
 
@@ -99,6 +104,16 @@ impl Drop for SetOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// A span for one call, carrying the root's request id (`x-request-id` metadata).
+fn call_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
+    let id = request
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("call", method, request_id = id)
 }
 
 /// The deadline a caller sent as the `grpc-timeout` header (`<digits><H|M|S|m|u|n>`).
@@ -181,12 +196,14 @@ impl Leaf for LeafService {
         request: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
         let start = Instant::now();
+        let span = call_span("search", &request);
         let r = async {
             let deadline = deadline_of(&request);
             let req = request.into_inner();
             self.data_call(deadline, move |shard| shard.search(&req))
                 .await
         }
+        .instrument(span)
         .await;
         self.metrics.observe(0, start, &r);
         r
@@ -197,6 +214,7 @@ impl Leaf for LeafService {
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
         let start = Instant::now();
+        let span = call_span("fetch", &request);
         let r = async {
             let deadline = deadline_of(&request);
             let req = request.into_inner();
@@ -209,6 +227,7 @@ impl Leaf for LeafService {
             self.data_call(deadline, move |shard| shard.fetch(&req))
                 .await
         }
+        .instrument(span)
         .await;
         self.metrics.observe(1, start, &r);
         r
@@ -238,14 +257,19 @@ impl Leaf for LeafService {
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
         let start = Instant::now();
+        let span = call_span("ingest", &request);
         let req = request.into_inner();
         let (upserts, deletes) = (req.upserts.len(), req.deletes.len());
         let r = self
             .shard
             .ingest(req)
+            .instrument(span.clone())
             .await
             .map(Response::new)
             .map_err(Status::unavailable);
+        if let Err(s) = &r {
+            span.in_scope(|| tracing::warn!("ingest failed: {}", s.message()));
+        }
         if let Ok(resp) = &r {
             let refused = resp.get_ref().errors.len();
             let shard = self.shard.shard().meta().shard.to_string();

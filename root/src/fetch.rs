@@ -70,7 +70,7 @@ pub async fn fetch_page(
             deadline,
             hedging,
             move |mut client, budget| {
-                let mut req = tonic::Request::new(request.clone());
+                let mut req = crate::request_id::request(request.clone());
                 req.set_timeout(budget);
                 async move { client.fetch(req).await }
             },

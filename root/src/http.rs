@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn(crate::request_id::middleware))
         .with_state(state)
 }
 

@@ -187,7 +187,7 @@ pub async fn get(
     let shard = schema.router.shard_for(id) as usize;
     let mut last_error = String::from("no current replica");
     for replica in cluster.shards[shard].replica_order() {
-        let mut call = tonic::Request::new(scatter_proto::v1::FetchRequest {
+        let mut call = crate::request_id::request(scatter_proto::v1::FetchRequest {
             ids: vec![id.to_string()],
             ..Default::default()
         });
@@ -297,7 +297,7 @@ async fn write_shard(group: &ShardGroup, req: IngestRequest, timeout: Duration) 
         .collect();
     let calls = targets.iter().map(|r| {
         let mut client = r.client();
-        let mut call = tonic::Request::new(req.clone());
+        let mut call = crate::request_id::request(req.clone());
         call.set_timeout(timeout);
         async move { tokio::time::timeout(timeout, client.ingest(call)).await }
     });

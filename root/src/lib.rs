@@ -12,6 +12,7 @@
 //! - [`cache`]: result cache keyed by query, parameters and leaf generations;
 //! - [`ingest`]: live writes (`POST /documents`, `DELETE /documents/{id}`) to every replica;
 //! - [`repair`]: stale replicas (missed writes) and their repair from a current peer;
+//! - [`request_id`]: one id per request, in logs, response header and leaf calls;
 //! - [`cluster_client`]: replicas, their gRPC channels, health probing and the cluster schema;
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
 
@@ -28,6 +29,7 @@ pub mod http;
 pub mod ingest;
 pub mod merge;
 pub mod repair;
+pub mod request_id;
 pub mod root;
 pub mod stats;
 

@@ -100,7 +100,7 @@ async fn repair(
     source: &Replica,
 ) -> anyhow::Result<RepairResponse> {
     let call = |swap| {
-        let mut req = tonic::Request::new(RepairRequest {
+        let mut req = crate::request_id::request(RepairRequest {
             source: source.addr.clone(),
             swap,
         });

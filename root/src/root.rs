@@ -156,7 +156,7 @@ impl Root {
             phase_deadline,
             &self.hedging,
             |_, mut client, budget| {
-                let mut req = tonic::Request::new(request.clone());
+                let mut req = crate::request_id::request(request.clone());
                 req.set_timeout(budget);
                 async move { client.search(req).await }
             },

@@ -209,7 +209,7 @@ pub async fn global_stats(
         deadline,
         hedging,
         |_, mut client, budget: Duration| {
-            let mut req = tonic::Request::new(request.clone());
+            let mut req = crate::request_id::request(request.clone());
             req.set_timeout(budget);
             async move { client.term_stats(req).await }
         },
