@@ -92,7 +92,28 @@ async fn metrics_parse_and_move_with_traffic() {
     assert!(sum(&after, "scatter_root_request_duration_seconds_count", "ok") >= 5.0);
     assert!(sum(&after, "scatter_root_cache_lookups_total", "results") >= 5.0);
 
+    // Live ingest: documents to both shards (ids spread by the hashring).
+    let docs: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"id": "m-{i}", "title": "metrics {i}"}}"#))
+        .collect();
+    let (status, body) = c.post_documents(docs.join("\n")).await;
+    assert_eq!(status, 200, "{body}");
+    let after = page(c.url("/metrics")).await;
+    assert_eq!(
+        sum(&after, "scatter_root_ingest_docs_total", "indexed"),
+        20.0
+    );
+    assert!(sum(&after, "scatter_root_ingest_duration_seconds_count", "") >= 1.0);
+
     let leaf = page(format!("http://127.0.0.1:{port}/metrics")).await;
+    assert!(
+        sum(&leaf, "scatter_leaf_ingested_docs_total", "upsert") > 0.0,
+        "{leaf:?}"
+    );
+    assert!(
+        sum(&leaf, "scatter_leaf_commit_duration_seconds_count", "") >= 1.0,
+        "{leaf:?}"
+    );
     assert!(
         sum(&leaf, "scatter_leaf_calls_total", "method=\"search\"") >= 5.0,
         "{leaf:?}"

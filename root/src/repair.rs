@@ -24,6 +24,8 @@ pub const REPAIR_TIMEOUT: Duration = Duration::from_secs(3600);
 pub fn after_probe(cluster: &Arc<Cluster>) {
     for (k, group) in cluster.shards.iter().enumerate() {
         find_lagging(group);
+        let stale = group.replicas.iter().filter(|r| r.is_stale()).count();
+        metrics::gauge!("scatter_root_stale_replicas", "shard" => k.to_string()).set(stale as f64);
         start_repair(cluster, k);
     }
 }
