@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Offline checks of deploy/kubernetes: schema validation (kubernetes-validate, run by
+.ci/run), and the settings the manifests carry, tried with the real binary: the root's
+config file starts a root, the schema creates a leaf, and the leaf pod's shell line computes
+the right shard for every pod ordinal."""
+
+import pathlib
+import subprocess
+import sys
+import tempfile
+import tomllib
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy" / "kubernetes"
+SCATTER = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "debug" / "scatter")
+
+
+def docs(name):
+    return list(yaml.safe_load_all((DEPLOY / name).read_text()))
+
+
+def starts(args):
+    """Starts `scatter ARGS`, waits for its `listening on` line, stops it."""
+    proc = subprocess.Popen([SCATTER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("listening on"):
+            raise SystemExit(f"scatter {' '.join(args)} did not start: {line}{proc.stderr.read()}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main():
+    config = docs("configmap.yaml")[0]["data"]
+    shards = int(config["NUM_SHARDS"])
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        (tmp / "root.toml").write_text(config["root.toml"])
+        (tmp / "schema.toml").write_text(config["schema.toml"])
+        starts(["root", "--config", str(tmp / "root.toml"), "--listen", "127.0.0.1:0"])
+        starts(["leaf", "--index", str(tmp / "shard"), "--listen", "127.0.0.1:0", "--create",
+                "--shard-id", "0", "--num-shards", str(shards), "--schema", str(tmp / "schema.toml")])
+    root_shards = tomllib.loads(config["root.toml"])["shard"]
+    assert len(root_shards) == shards, f"root lists {len(root_shards)} shards, leaves {shards}"
+    leaf = docs("leaf-statefulset.yaml")[0]
+    pods = leaf["spec"]["replicas"]
+    line = leaf["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert pods % shards == 0, f"{pods} leaf pods do not divide into {shards} shards"
+    for ordinal in range(pods):
+        shown = subprocess.run(
+            ["sh", "-c", line.replace("exec /usr/local/bin/scatter", "echo")],
+            env={"HOSTNAME": f"leaf-{ordinal}", "NUM_SHARDS": str(shards), "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, check=True).stdout.split()
+        shard = int(shown[shown.index("--shard-id") + 1])
+        assert shard == ordinal % shards, (ordinal, shown)
+        pod = f"leaf-{ordinal}.leaf:7070"
+        assert pod in root_shards[shard].split(","), f"{pod} is not listed under shard {shard}"
+    print(f"deploy: {pods} leaf pods over {shards} shards, root and leaf settings start the real binary")
+
+
+if __name__ == "__main__":
+    main()
