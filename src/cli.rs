@@ -168,6 +168,10 @@ struct RootArgs {
     /// Largest `POST /documents` body, in MB.
     #[arg(long, env = "SCATTER_ROOT_MAX_BULK_MB", default_value_t = 64)]
     max_bulk_mb: usize,
+    /// Query-and-fetch (one round trip less) when (from + size) × shards is at most this;
+    /// 0: always fetch the final page in a separate phase.
+    #[arg(long, env = "SCATTER_ROOT_FUSE_FETCH_MAX_DOCS", default_value_t = 100)]
+    fuse_fetch_max_docs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -434,6 +438,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.result_cache_bytes = args.result_cache_mb << 20;
     config.write_timeout = Duration::from_millis(args.write_timeout_ms.max(1));
     config.max_bulk_bytes = args.max_bulk_mb.max(1) << 20;
+    config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
     config.hedge = scatter_root::hedge::HedgeConfig {
         enabled: !args.no_hedge,
         budget_ratio: args.hedge_budget,

@@ -59,6 +59,9 @@ pub struct UpArgs {
     /// Result cache size of the root in MB (0: no cache).
     #[arg(long, default_value_t = 64)]
     result_cache_mb: usize,
+    /// Query-and-fetch when (from + size) × shards is at most this (0: never).
+    #[arg(long, default_value_t = 100)]
+    fuse_fetch_max_docs: usize,
 }
 
 /// Runs the local cluster until Ctrl-C.
@@ -94,6 +97,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut config = RootConfig::new(args.listen, shards);
     config.hedge.enabled = !args.no_hedge;
     config.result_cache_bytes = args.result_cache_mb << 20;
+    config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
     let root = BoundRoot::bind(config).await?;
     let url = format!("http://{}", root.local_addr());
     tasks.push(tokio::spawn(root.serve(stopped(stop_rx.clone()))));

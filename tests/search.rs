@@ -81,6 +81,56 @@ async fn pages_fetch_stored_fields_and_respect_from() {
     assert!(counted["hits"].as_array().unwrap().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_and_fetch_answers_exactly_like_query_then_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, &dir.path().join("four"));
+    let fused = Cluster::start(&dir.path().join("four"), 1, &["--result-cache-mb", "0"]).await;
+    let addrs: Vec<Vec<String>> = fused
+        .leaves
+        .iter()
+        .map(|g| g.iter().map(|p| p.addr.clone()).collect())
+        .collect();
+    let args = ["--fuse-fetch-max-docs", "0", "--result-cache-mb", "0"];
+    let separate = common::Proc::root(&addrs, &args);
+    let url = |path: &str| format!("http://{}{path}", separate.addr);
+    for q in queries() {
+        for (size, from) in [("10", "0"), ("5", "3")] {
+            let params = [("q", q.as_str()), ("size", size), ("from", from)];
+            let params = [&params[..], &[("snippet", "title,body")]].concat();
+            let (status, a) = fused.search(&params).await;
+            let b: Value = fused
+                .http
+                .get(url("/search"))
+                .query(&params)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(status, 200, "{a}");
+            assert_eq!(a["hits"], b["hits"], "{q:?} size {size} from {from}");
+            assert_eq!(a["total_hits"], b["total_hits"], "{q:?}");
+        }
+    }
+    // The fused root made no fetch call; the other one did.
+    let params = [("q", "web server"), ("profile", "true")];
+    let (_, a) = fused.search(&params).await;
+    let b: Value = fused
+        .http
+        .get(url("/search"))
+        .query(&params)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["profile"]["fetch"], json!([]), "{a}");
+    assert!(!b["profile"]["fetch"].as_array().unwrap().is_empty(), "{b}");
+}
+
 fn assert_error(status: u16, body: &Value, want_status: u16, want_type: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"]["type"], want_type, "{body}");

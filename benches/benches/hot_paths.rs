@@ -64,6 +64,7 @@ fn leaf_search(c: &mut Criterion) {
         offset: 0,
         stats: None,
         skip_total_count: false,
+        ..Default::default()
     };
     let term = request("web server");
     let phrase = request("\"text editor\"");
@@ -91,6 +92,13 @@ fn leaf_search(c: &mut Criterion) {
     let counted = request("web server library python");
     c.bench_function("leaf search 4 terms, total count", |b| {
         b.iter(|| shard.search(&counted).unwrap())
+    });
+    let fused = SearchRequest {
+        fetch: true,
+        ..request("web server")
+    };
+    c.bench_function("leaf search `web server` top 10 with documents", |b| {
+        b.iter(|| shard.search(&fused).unwrap())
     });
     let hits = shard.search(&term).unwrap().hits;
     let fetch = scatter_proto::v1::FetchRequest {

@@ -123,6 +123,7 @@ impl Target for IndexTarget {
             offset: 0,
             stats: None,
             skip_total_count: false,
+            ..Default::default()
         };
         Box::pin(async move {
             let work = tokio::task::spawn_blocking(move || {

@@ -64,6 +64,7 @@ impl LocalCluster {
                 offset: 0,
                 stats: Some(stats.clone()),
                 skip_total_count: false,
+                ..Default::default()
             };
             let resp = shard.search(&req).map_err(|e| e.to_string())?;
             lists.push(

@@ -198,6 +198,18 @@ impl Shard {
             hits.drain(..(req.offset as usize).min(hits.len()));
             (total, hits)
         };
+        let docs = if req.fetch && !hits.is_empty() {
+            let fetch = FetchRequest {
+                ids: hits.iter().map(|h| h.id.clone()).collect(),
+                snippet_fields: req.snippet_fields.clone(),
+                query: req.query.clone(),
+                stats: req.stats.clone(),
+                snippet_max_chars: req.snippet_max_chars,
+            };
+            self.fetch_with(&searcher, &fetch)?.docs
+        } else {
+            Vec::new()
+        };
         Ok(SearchResponse {
             hits,
             total_hits,
@@ -205,6 +217,7 @@ impl Shard {
             generation: generation(&searcher),
             shard_id: self.meta.shard,
             total_hits_exact: count,
+            docs,
         })
     }
 
@@ -274,7 +287,16 @@ impl Shard {
     /// Stored fields of the documents with these external ids (unknown ids are skipped), and
     /// highlighted snippets of the asked fields, weighted by the request's statistics.
     pub fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse, ShardError> {
-        let searcher = self.searcher();
+        self.fetch_with(&self.searcher(), req)
+    }
+
+    /// [`Shard::fetch`] on a given searcher (the one a search ran on, for query-and-fetch).
+    fn fetch_with(
+        &self,
+        searcher: &Searcher,
+        req: &FetchRequest,
+    ) -> Result<FetchResponse, ShardError> {
+        let searcher = searcher.clone();
         let generators = self.snippet_generators(&searcher, req)?;
         let mut docs = Vec::with_capacity(req.ids.len());
         for id in &req.ids {

@@ -30,6 +30,8 @@ pub struct RootConfig {
     pub write_timeout: Duration,
     /// Largest `POST /documents` body.
     pub max_bulk_bytes: usize,
+    /// Query-and-fetch when `(from + size) × shards` is at most this (0: never).
+    pub fuse_fetch_max_docs: usize,
 }
 
 impl RootConfig {
@@ -45,6 +47,7 @@ impl RootConfig {
             result_cache_bytes: 64 << 20,
             write_timeout: Duration::from_secs(30),
             max_bulk_bytes: 64 << 20,
+            fuse_fetch_max_docs: crate::root::DEFAULT_FUSE_FETCH_MAX_DOCS,
         }
     }
 

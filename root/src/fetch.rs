@@ -44,6 +44,20 @@ pub struct Fetched {
     pub profiles: Vec<ShardProfile>,
 }
 
+/// A leaf's document as the response carries it: (id, (fields, snippets)).
+pub fn convert(doc: scatter_proto::v1::FetchedDoc) -> (String, FetchedDoc) {
+    let fields = match serde_json::from_str(&doc.fields_json) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let snippets = doc
+        .snippets
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    (doc.id, (fields, snippets))
+}
+
 /// Fetches the stored fields of `page` under `deadline`. A rejected request (e.g. a snippet
 /// field that is not text) is the caller's error.
 pub async fn fetch_page(
@@ -85,18 +99,8 @@ pub async fn fetch_page(
                     .generations
                     .push((outcome.shard, answer.value.generation));
                 for doc in answer.value.docs {
-                    let fields = match serde_json::from_str(&doc.fields_json) {
-                        Ok(Value::Object(map)) => map,
-                        _ => Map::new(),
-                    };
-                    let snippets = doc
-                        .snippets
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::String(v)))
-                        .collect();
-                    fetched
-                        .docs
-                        .insert((outcome.shard, doc.id), (fields, snippets));
+                    let (id, doc) = convert(doc);
+                    fetched.docs.insert((outcome.shard, id), doc);
                 }
             }
             Err(ShardError::Rejected(reason)) => return Err(ApiError::bad_param(reason)),

@@ -288,7 +288,10 @@ impl BoundRoot {
         Ok(BoundRoot {
             listener,
             state: AppState {
-                root: Arc::new(Root::new(cluster, config.hedge, config.result_cache_bytes)),
+                root: Arc::new(Root {
+                    fuse_fetch_max_docs: config.fuse_fetch_max_docs,
+                    ..Root::new(cluster, config.hedge, config.result_cache_bytes)
+                }),
                 config: Arc::new(config),
             },
         })

@@ -52,6 +52,9 @@ pub struct Search {
     pub track_total_hits: bool,
 }
 
+/// Default of [`Root::fuse_fetch_max_docs`]: size 10 on up to 10 shards.
+pub const DEFAULT_FUSE_FETCH_MAX_DOCS: usize = 100;
+
 /// The root: the cluster and what the root keeps about it.
 pub struct Root {
     /// Shards and replicas.
@@ -62,6 +65,9 @@ pub struct Root {
     pub hedging: Hedging,
     /// Complete answers by query and parameters.
     pub results: ResultCache,
+    /// Query-and-fetch when `(from + size) × shards` is at most this (0: always
+    /// query-then-fetch).
+    pub fuse_fetch_max_docs: usize,
 }
 
 /// The search phase's results, gathered from every shard.
@@ -73,6 +79,8 @@ struct Gathered {
     failed_shards: Vec<usize>,
     timed_out: bool,
     profiles: Vec<ShardProfile>,
+    /// Documents brought by query-and-fetch, by (shard, id).
+    docs: std::collections::HashMap<(usize, String), crate::fetch::FetchedDoc>,
 }
 
 impl Root {
@@ -84,6 +92,7 @@ impl Root {
             stats,
             hedging: Hedging::new(hedge),
             results: ResultCache::new(cache_bytes),
+            fuse_fetch_max_docs: DEFAULT_FUSE_FETCH_MAX_DOCS,
         }
     }
 
@@ -144,12 +153,25 @@ impl Root {
                 .await
             }
         };
+        let window = search.from + search.size;
+        // Query-and-fetch when the page is small: every shard returns its candidates' fields
+        // with its hits, which saves the fetch round trip at the cost of fetching
+        // `window` documents per shard instead of the page's.
+        let fuse =
+            search.size > 0 && window * self.cluster.shards.len() <= self.fuse_fetch_max_docs;
         let request = SearchRequest {
             query: search.query.clone(),
-            k: (search.from + search.size) as u32,
+            k: window as u32,
             offset: 0,
             stats: stats.clone(),
             skip_total_count: !search.track_total_hits,
+            fetch: fuse,
+            snippet_fields: if fuse {
+                search.snippet_fields.clone()
+            } else {
+                Vec::new()
+            },
+            snippet_max_chars: 0,
         };
         let outcomes = scatter(
             &self.cluster,
@@ -169,14 +191,21 @@ impl Root {
             stats,
             snippet_fields: &search.snippet_fields,
         };
+        // Only what query-and-fetch did not bring (normally nothing when it was used).
+        let missing: Vec<ShardHit> = page
+            .iter()
+            .filter(|h| !gathered.docs.contains_key(&(h.shard, h.id.clone())))
+            .cloned()
+            .collect();
         let mut fetched = fetch_page(
             &self.cluster,
             &self.hedging,
-            &page,
+            &missing,
             search.deadline,
             &options,
         )
         .await?;
+        fetched.docs.extend(std::mem::take(&mut gathered.docs));
         gathered.timed_out |= fetched.timed_out;
         gathered.failures.append(&mut fetched.failures);
         gathered
@@ -221,6 +250,10 @@ impl Root {
                     self.stats
                         .observe_generation(outcome.shard, resp.generation);
                     g.total_hits += resp.total_hits;
+                    for doc in resp.docs {
+                        let (id, doc) = crate::fetch::convert(doc);
+                        g.docs.insert((outcome.shard, id), doc);
+                    }
                     g.lists.push(
                         resp.hits
                             .into_iter()
