@@ -266,6 +266,14 @@ impl Replica {
         s.ops = ops;
     }
 
+    /// Declared current without a repair (see `repair::keep_one_current`).
+    pub fn clear_stale(&self) {
+        let mut s = self.state.lock().expect("replica state");
+        s.stale = false;
+        s.stale_reason = None;
+        s.lag_rounds = 0;
+    }
+
     /// Must not be searched (stale) or written to.
     pub fn is_stale(&self) -> bool {
         self.state.lock().expect("replica state").stale

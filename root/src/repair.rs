@@ -32,6 +32,7 @@ pub fn after_probe(cluster: &Arc<Cluster>) {
 
 /// Marks replicas stale that are behind a current peer (see the module doc).
 fn find_lagging(group: &ShardGroup) {
+    keep_one_current(group);
     let states: Vec<(&Arc<Replica>, ReplicaState)> = group
         .replicas
         .iter()
@@ -55,6 +56,28 @@ fn find_lagging(group: &ShardGroup) {
             ));
         }
     }
+}
+
+/// Concurrent writes that failed on different replicas can leave every replica of a shard
+/// stale (each missed a write the other committed). Rather than losing the shard, the one
+/// with the most committed operations is declared current (the others are then repaired from
+/// it); the writes only the others had are lost, and this is logged as an error.
+fn keep_one_current(group: &ShardGroup) {
+    let usable: Vec<(&Arc<Replica>, ReplicaState)> = group
+        .replicas
+        .iter()
+        .map(|r| (r, r.state()))
+        .filter(|(_, s)| s.up && !s.misconfigured)
+        .collect();
+    if usable.is_empty() || usable.iter().any(|(_, s)| !s.stale) {
+        return;
+    }
+    let (best, s) = usable.iter().max_by_key(|(_, s)| s.ops).expect("a replica");
+    tracing::error!(
+        shard = group.shard, replica = %best.addr, ops = s.ops,
+        "every replica of the shard missed writes; serving the one with the most"
+    );
+    best.clear_stale();
 }
 
 /// Starts repairing one reachable stale replica of shard `k` from a current one, unless a
