@@ -128,6 +128,12 @@ async fn query_and_fetch_answers_exactly_like_query_then_fetch() {
         .await
         .unwrap();
     assert_eq!(a["profile"]["fetch"], json!([]), "{a}");
+    assert_eq!(a["profile"]["phases"]["fused_fetch"], true, "{a}");
+    assert_eq!(b["profile"]["phases"]["fused_fetch"], false, "{b}");
+    assert!(
+        b["profile"]["phases"]["fetch_ms"].as_f64() > Some(0.0),
+        "{b}"
+    );
     assert!(!b["profile"]["fetch"].as_array().unwrap().is_empty(), "{b}");
 }
 

@@ -56,10 +56,31 @@ pub struct SearchResponse {
 /// Per-shard calls of both phases.
 #[derive(Debug, Clone, Serialize)]
 pub struct Profile {
+    /// Wall time of each phase at the root, in milliseconds.
+    pub phases: Phases,
     /// Search phase, one entry per shard.
     pub search: Vec<ShardProfile>,
     /// Fetch phase, one entry per shard with hits on the page.
     pub fetch: Vec<ShardProfile>,
+}
+
+/// Wall time of each phase of one search at the root, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Phases {
+    /// Parsing and validating the query.
+    pub parse_ms: f64,
+    /// Global statistics (0 and `stats_cached` when the cache had every term).
+    pub stats_ms: f64,
+    /// The statistics came from the root's cache (no `TermStats` calls).
+    pub stats_cached: bool,
+    /// The scatter of `Search` calls (with the documents, under query-and-fetch).
+    pub search_ms: f64,
+    /// Merging the shards' lists.
+    pub merge_ms: f64,
+    /// Fetching the page's documents (0 under query-and-fetch).
+    pub fetch_ms: f64,
+    /// Query-and-fetch was used.
+    pub fused_fetch: bool,
 }
 
 /// Which shards answered.

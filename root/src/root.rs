@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use scatter_core::query::query_terms_wire;
-use scatter_proto::v1::{SearchRequest, SearchResponse as LeafResponse};
+use scatter_proto::v1::{GlobalStats, SearchRequest, SearchResponse as LeafResponse};
 
-use crate::api::{Hit, Profile, SearchResponse, ShardFailure, ShardsReport};
+use crate::api::{Hit, Phases, Profile, SearchResponse, ShardFailure, ShardsReport};
 use crate::cache::{CacheKey, ResultCache};
 use crate::cluster_client::Cluster;
 use crate::error::ApiError;
 use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardProfile};
-use crate::fetch::{fetch_page, FetchOptions};
+use crate::fetch::{fetch_page, FetchOptions, Fetched};
 use crate::hedge::HedgeConfig;
 use crate::merge::{merge_top, ShardHit};
 use crate::stats::{global_stats, StatsCache};
@@ -123,7 +123,8 @@ impl Root {
         Ok(response)
     }
 
-    /// Runs one search on the cluster.
+    /// Runs one search on the cluster: statistics, search (with the documents under
+    /// query-and-fetch), merge, fetch of what is missing, response.
     pub async fn search_uncached(&self, search: Search) -> Result<SearchResponse, ApiError> {
         let start = Instant::now();
         let schema = self.cluster.schema(search.deadline).await.ok_or_else(|| {
@@ -133,30 +134,90 @@ impl Root {
             .parser
             .parse(&search.query)
             .map_err(|e| ApiError::query_parse(e.to_string()))?;
+        let mut phases = Phases {
+            parse_ms: ms(start),
+            ..Phases::default()
+        };
         let phase_deadline = search_phase_deadline(start, search.deadline);
+        let mark = Instant::now();
         let stats = match search.scoring {
             Scoring::Local => None,
             Scoring::Global => {
-                // At most half the search phase: a shard too slow to give statistics in time
-                // is left out of the sums rather than starving the search itself.
-                let now = Instant::now();
-                let stats_deadline = now + phase_deadline.saturating_duration_since(now) / 2;
                 let terms = query_terms_wire(&*query, &schema.tantivy);
-                global_stats(
-                    &self.cluster,
-                    &self.hedging,
-                    &self.stats,
-                    &search.query,
-                    &terms,
-                    stats_deadline,
-                )
-                .await
+                let (stats, cached) = self.stats_phase(&search, &terms, phase_deadline).await;
+                phases.stats_cached = cached;
+                stats
             }
         };
+        phases.stats_ms = ms(mark);
+        let mark = Instant::now();
+        let (mut gathered, fused) = self.search_phase(&search, &stats, phase_deadline).await?;
+        phases.search_ms = ms(mark);
+        phases.fused_fetch = fused;
+        let mark = Instant::now();
+        let page = merge_top(&gathered.lists, search.from, search.size);
+        phases.merge_ms = ms(mark);
+        let mark = Instant::now();
+        let mut fetched = self
+            .fetch_phase(&search, stats, &page, &mut gathered)
+            .await?;
+        phases.fetch_ms = ms(mark);
+        let hits = page
+            .into_iter()
+            .map(|h| {
+                let doc = fetched.docs.remove(&(h.shard, h.id.clone()));
+                let (fields, snippets) = doc.unwrap_or_default();
+                Hit {
+                    fields,
+                    snippets: (!search.snippet_fields.is_empty()).then_some(snippets),
+                    id: h.id,
+                    score: h.score,
+                    shard: h.shard,
+                }
+            })
+            .collect();
+        let profile = search.profile.then(|| Profile {
+            phases,
+            search: std::mem::take(&mut gathered.profiles),
+            fetch: std::mem::take(&mut fetched.profiles),
+        });
+        let mut response = self.respond(start, &search, gathered, hits)?;
+        response.profile = profile;
+        Ok(response)
+    }
+
+    /// Global statistics, in at most half the search phase: a shard too slow to give
+    /// statistics in time is left out of the sums rather than starving the search itself.
+    async fn stats_phase(
+        &self,
+        search: &Search,
+        terms: &crate::stats::Terms,
+        phase_deadline: Instant,
+    ) -> (Option<GlobalStats>, bool) {
+        let now = Instant::now();
+        let stats_deadline = now + phase_deadline.saturating_duration_since(now) / 2;
+        global_stats(
+            &self.cluster,
+            &self.hedging,
+            &self.stats,
+            &search.query,
+            terms,
+            stats_deadline,
+        )
+        .await
+    }
+
+    /// The scatter of `Search` calls and the gather of their answers. Query-and-fetch when
+    /// the page is small: every shard returns its candidates' documents with its hits, which
+    /// saves the fetch round trip at the cost of fetching `from + size` documents per shard
+    /// instead of the page's. Returns whether it was used.
+    async fn search_phase(
+        &self,
+        search: &Search,
+        stats: &Option<GlobalStats>,
+        phase_deadline: Instant,
+    ) -> Result<(Gathered, bool), ApiError> {
         let window = search.from + search.size;
-        // Query-and-fetch when the page is small: every shard returns its candidates' fields
-        // with its hits, which saves the fetch round trip at the cost of fetching
-        // `window` documents per shard instead of the page's.
         let fuse =
             search.size > 0 && window * self.cluster.shards.len() <= self.fuse_fetch_max_docs;
         let request = SearchRequest {
@@ -184,14 +245,23 @@ impl Root {
             },
         )
         .await;
-        let mut gathered = self.gather(outcomes)?;
-        let page = merge_top(&gathered.lists, search.from, search.size);
+        Ok((self.gather(outcomes)?, fuse))
+    }
+
+    /// Fetches the page's documents that query-and-fetch did not bring (normally none when
+    /// it was used) and books the fetch failures into `gathered`.
+    async fn fetch_phase(
+        &self,
+        search: &Search,
+        stats: Option<GlobalStats>,
+        page: &[ShardHit],
+        gathered: &mut Gathered,
+    ) -> Result<Fetched, ApiError> {
         let options = FetchOptions {
             query: &search.query,
             stats,
             snippet_fields: &search.snippet_fields,
         };
-        // Only what query-and-fetch did not bring (normally nothing when it was used).
         let missing: Vec<ShardHit> = page
             .iter()
             .filter(|h| !gathered.docs.contains_key(&(h.shard, h.id.clone())))
@@ -216,27 +286,7 @@ impl Root {
         for (shard, generation) in fetched.generations.drain(..) {
             self.stats.observe_generation(shard, generation);
         }
-        let hits = page
-            .into_iter()
-            .map(|h| {
-                let doc = fetched.docs.remove(&(h.shard, h.id.clone()));
-                let (fields, snippets) = doc.unwrap_or_default();
-                Hit {
-                    fields,
-                    snippets: (!search.snippet_fields.is_empty()).then_some(snippets),
-                    id: h.id,
-                    score: h.score,
-                    shard: h.shard,
-                }
-            })
-            .collect();
-        let profile = search.profile.then(|| Profile {
-            search: std::mem::take(&mut gathered.profiles),
-            fetch: std::mem::take(&mut fetched.profiles),
-        });
-        let mut response = self.respond(start, &search, gathered, hits)?;
-        response.profile = profile;
-        Ok(response)
+        Ok(fetched)
     }
 
     /// Collects the shards' ranked lists and failures; a rejected query fails the request.
@@ -324,6 +374,11 @@ impl Root {
             profile: None,
         })
     }
+}
+
+/// Milliseconds since `t`.
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 /// When the search phase must end: the request's deadline less a reserve for the fetch

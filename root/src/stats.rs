@@ -189,7 +189,7 @@ pub fn sum<'a>(parts: impl IntoIterator<Item = &'a GlobalStats>) -> GlobalStats 
 
 /// The global statistics for `query` (whose terms are `terms`): from the cache, or gathered
 /// from one replica of every shard with `TermStats` (and cached when every shard answered).
-/// `None` when no shard answered.
+/// `None` when no shard answered. The flag tells whether the answer came from the cache.
 pub async fn global_stats(
     cluster: &Cluster,
     hedging: &Hedging,
@@ -197,9 +197,9 @@ pub async fn global_stats(
     query: &str,
     terms: &Terms,
     deadline: Instant,
-) -> Option<GlobalStats> {
+) -> (Option<GlobalStats>, bool) {
     if let Some(stats) = cache.lookup(terms) {
-        return Some(stats);
+        return (Some(stats), true);
     }
     let request = TermStatsRequest {
         query: query.to_string(),
@@ -220,7 +220,7 @@ pub async fn global_stats(
         .filter_map(|o| o.result.ok().map(|a| a.value))
         .collect();
     if answers.is_empty() {
-        return None;
+        return (None, false);
     }
     let parts: Vec<&GlobalStats> = answers.iter().filter_map(|a| a.stats.as_ref()).collect();
     let stats = sum(parts.iter().copied());
@@ -228,7 +228,7 @@ pub async fn global_stats(
         let generations: Vec<u64> = answers.iter().map(|a| a.generation).collect();
         cache.store(&stats, &generations);
     }
-    Some(stats)
+    (Some(stats), false)
 }
 
 #[cfg(test)]
