@@ -6,6 +6,12 @@ mod cli;
 mod config_file;
 mod up;
 
+/// mimalloc instead of the system allocator: search and gRPC allocate many short-lived
+/// buffers across threads, where glibc malloc spent about a fifth of a saturated root's CPU
+/// (perf, docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

@@ -36,8 +36,16 @@ pub struct HttpTarget {
 }
 
 impl HttpTarget {
-    /// Targets `url` (e.g. `http://127.0.0.1:8080`), adding `params` to every request.
+    /// Targets `url` (e.g. `http://127.0.0.1:8080`, whose `/search` is called), adding
+    /// `params` to every request. A URL with a path is called as given, with the query in
+    /// `q`: e.g. `http://127.0.0.1:3000/api/` with `--param nhits=10` for `tantivy-cli serve`.
     pub fn new(url: &str, params: Vec<(String, String)>) -> anyhow::Result<Self> {
+        let parsed = reqwest::Url::parse(url)?;
+        let url = if parsed.path() == "/" || parsed.path().is_empty() {
+            format!("{}/search", url.trim_end_matches('/'))
+        } else {
+            url.to_string()
+        };
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(1024)
@@ -45,7 +53,7 @@ impl HttpTarget {
             .build()?;
         Ok(HttpTarget {
             client,
-            url: format!("{}/search", url.trim_end_matches('/')),
+            url,
             params,
         })
     }
