@@ -244,3 +244,87 @@ async fn a_replica_down_during_ingest_is_repaired_from_its_peer() {
         bodies[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_empty_replica_is_filled_from_its_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 2, dir.path());
+    let manifest = scatter_core::Manifest::load(dir.path()).unwrap();
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/debian-schema.toml");
+    let empty = dir.path().join("new-replica");
+    let s0 = common::Proc::leaf(&manifest.shard_path(dir.path(), 0));
+    let s1 = common::Proc::leaf(&manifest.shard_path(dir.path(), 1));
+    let create = [
+        "--create",
+        "--shard-id",
+        "0",
+        "--num-shards",
+        "2",
+        "--schema",
+    ];
+    let mut args: Vec<String> = create.iter().map(|s| s.to_string()).collect();
+    args.push(schema.to_str().unwrap().to_string());
+    let new = common::Proc::leaf_with(&empty, &args);
+    let shards = vec![
+        vec![s0.addr.clone(), new.addr.clone()],
+        vec![s1.addr.clone()],
+    ];
+    let root = common::Proc::root(&shards, &["--probe-interval-ms", "100"]);
+    let http = reqwest::Client::new();
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        state = http
+            .get(format!("http://{}/cluster", root.addr))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let r = &state["shards"][0]["replicas"][1]["state"];
+        if r["stale"] == false && r["repairs"].as_u64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        state["shards"][0]["replicas"][1]["state"]["repairs"], 1,
+        "{state}"
+    );
+    for q in ["web server", "python library", "title:editor"] {
+        assert_eq!(
+            leaf_search(&s0.addr, q).await,
+            leaf_search(&new.addr, q).await,
+            "{q:?}"
+        );
+    }
+    assert!(empty.join("scatter-shard.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_root_finds_a_lagging_replica_by_its_op_count() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let mut c = Cluster::start(dir.path(), 2, &["--probe-interval-ms", "100"]).await;
+    c.kill_leaf(0, 1);
+    push(&c, &new_docs(0, 50), 1).await;
+    // A new root knows nothing of the missed writes; the replica comes back.
+    let addrs = vec![c.leaves[0]
+        .iter()
+        .map(|p| p.addr.clone())
+        .collect::<Vec<_>>()];
+    c.root = common::Proc::root(&addrs, &["--probe-interval-ms", "100"]);
+    c.restart_leaf(0, 1);
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        state = c.replica_state(0, 1).await;
+        if state["repairs"].as_u64() >= Some(1) && state["stale"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state["repairs"], 1, "{}", c.state().await);
+    let (a, b) = (&c.leaves[0][0].addr, &c.leaves[0][1].addr);
+    assert_eq!(leaf_search(a, MARK).await, leaf_search(b, MARK).await);
+    assert_eq!(leaf_search(b, MARK).await.2, 50);
+}
