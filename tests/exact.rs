@@ -143,6 +143,7 @@ async fn snippets_do_not_depend_on_the_layout() {
     }
     let (status, body) = four.search(&[("q", "web"), ("snippet", "section")]).await;
     assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], "illegal_argument", "{body}");
 }
 
 fn ndcg_at_10(ranked: &[(String, f32)], relevant: &HashMap<String, i32>) -> f64 {

@@ -134,6 +134,7 @@ impl Root {
             .parser
             .parse(&search.query)
             .map_err(|e| ApiError::query_parse(e.to_string()))?;
+        check_snippet_fields(&schema.schema, &search.snippet_fields)?;
         let mut phases = Phases {
             parse_ms: ms(start),
             ..Phases::default()
@@ -374,6 +375,24 @@ impl Root {
             profile: None,
         })
     }
+}
+
+/// Snippets are made of stored text fields only: refused before any fan-out.
+fn check_snippet_fields(
+    schema: &scatter_core::ScatterSchema,
+    fields: &[String],
+) -> Result<(), ApiError> {
+    for name in fields {
+        match schema.field(name) {
+            Some(f) if f.kind == scatter_core::FieldKind::Text && f.stored && f.indexed => {}
+            _ => {
+                return Err(ApiError::bad_param(format!(
+                    "snippet field {name:?} is not a stored, indexed text field"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Milliseconds since `t`.
