@@ -105,13 +105,13 @@ impl LeafArgs {
 #[derive(Debug, Clone, Args)]
 pub struct FaultArgs {
     /// Testing aid: delay added to a delayed data call, in milliseconds.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "SCATTER_LEAF_FAULT_DELAY_MS", default_value_t = 0)]
     fault_delay_ms: u64,
     /// Testing aid: fraction (0..1) of data calls delayed by --fault-delay-ms.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, env = "SCATTER_LEAF_FAULT_DELAY_RATE", default_value_t = 0.0)]
     fault_delay_rate: f64,
     /// Testing aid: fraction (0..1) of data calls failed with UNAVAILABLE.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, env = "SCATTER_LEAF_FAULT_ERROR_RATE", default_value_t = 0.0)]
     fault_error_rate: f64,
 }
 
@@ -135,8 +135,14 @@ struct RootArgs {
     /// HTTP address to listen on.
     #[arg(long, env = "SCATTER_ROOT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Replica addresses of one shard, comma-separated; repeat once per shard, in shard order.
-    #[arg(long = "shard", value_name = "ADDR[,ADDR...]")]
+    /// Replica addresses of one shard, comma-separated; repeat once per shard, in shard order
+    /// (in the environment variable: shards separated by `;`).
+    #[arg(
+        long = "shard",
+        value_name = "ADDR[,ADDR...]",
+        env = "SCATTER_ROOT_SHARDS",
+        value_delimiter = ';'
+    )]
     shards: Vec<String>,
     /// Cluster file (JSON or TOML: `shards = [["host:port", ...], ...]`) instead of --shard.
     #[arg(long, env = "SCATTER_ROOT_CLUSTER", conflicts_with = "shards")]
