@@ -139,7 +139,7 @@ fn stats_sum(c: &mut Criterion) {
 }
 
 fn serialize(c: &mut Criterion) {
-    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+    let fields: Box<serde_json::value::RawValue> = serde_json::from_str(
         r#"{"title":"Web server API fastcgi backend","body":"WSAPI is an API that abstracts the web server for Lua web applications, allowing the same application to be used in different web servers."}"#,
     )
     .unwrap();

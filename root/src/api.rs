@@ -1,6 +1,7 @@
 //! The JSON shapes of the HTTP API.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::fanout::ShardProfile;
@@ -116,8 +117,9 @@ pub struct Hit {
     pub score: f32,
     /// Shard that holds the document.
     pub shard: usize,
-    /// Stored fields.
-    pub fields: Map<String, Value>,
+    /// Stored fields: the leaf's JSON object passed through as is (not parsed and
+    /// re-serialized at the root).
+    pub fields: Box<RawValue>,
     /// Highlighted snippets (matched terms in `<b>…</b>`), when asked with `snippet=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snippets: Option<Map<String, Value>>,

@@ -147,14 +147,7 @@ fn approx_size(key: &CacheKey, r: &SearchResponse) -> usize {
     let fields: usize = r
         .hits
         .iter()
-        .map(|h| {
-            h.id.len()
-                + 64
-                + h.fields
-                    .iter()
-                    .map(|(k, v)| k.len() + v.as_str().map_or(32, str::len) + 32)
-                    .sum::<usize>()
-        })
+        .map(|h| h.id.len() + 64 + h.fields.get().len())
         .sum();
     256 + key.query.len() + fields
 }

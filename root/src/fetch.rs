@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use scatter_proto::v1::{FetchRequest, GlobalStats};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::api::ShardFailure;
@@ -14,8 +15,13 @@ use crate::error::ApiError;
 use crate::fanout::{call_shard, Hedging, ShardError, ShardProfile};
 use crate::merge::ShardHit;
 
-/// Stored fields and snippets of one document.
-pub type FetchedDoc = (Map<String, Value>, Map<String, Value>);
+/// Stored fields (raw JSON object) and snippets of one document.
+pub type FetchedDoc = (Box<RawValue>, Map<String, Value>);
+
+/// The fields of a hit whose document could not be fetched: `{}`.
+pub fn no_fields() -> Box<RawValue> {
+    RawValue::from_string("{}".to_string()).expect("valid JSON")
+}
 
 /// What the fetch phase needs besides the page.
 pub struct FetchOptions<'a> {
@@ -46,9 +52,10 @@ pub struct Fetched {
 
 /// A leaf's document as the response carries it: (id, (fields, snippets)).
 pub fn convert(doc: scatter_proto::v1::FetchedDoc) -> (String, FetchedDoc) {
-    let fields = match serde_json::from_str(&doc.fields_json) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
+    // The leaf serializes a JSON object; anything else (never expected) becomes `{}`.
+    let fields = match RawValue::from_string(doc.fields_json) {
+        Ok(raw) if raw.get().starts_with('{') => raw,
+        _ => no_fields(),
     };
     let snippets = doc
         .snippets

@@ -167,7 +167,8 @@ impl Root {
             .into_iter()
             .map(|h| {
                 let doc = fetched.docs.remove(&(h.shard, h.id.clone()));
-                let (fields, snippets) = doc.unwrap_or_default();
+                let (fields, snippets) =
+                    doc.unwrap_or_else(|| (crate::fetch::no_fields(), Default::default()));
                 Hit {
                     fields,
                     snippets: (!search.snippet_fields.is_empty()).then_some(snippets),
