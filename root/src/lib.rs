@@ -13,13 +13,15 @@
 //! - [`ingest`]: live writes (`POST /documents`, `DELETE /documents/{id}`) to every replica;
 //! - [`repair`]: stale replicas (missed writes) and their repair from a current peer;
 //! - [`request_id`]: one id per request, in logs, response header and leaf calls;
-//! - [`cluster_client`]: replicas, their gRPC channels, health probing and the cluster schema;
+//! - [`cluster_client`]: replicas, their gRPC channels, health probing;
+//! - [`cluster_schema`]: the schema, parser and routing every replica must share;
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
 
 pub mod api;
 pub mod balance;
 pub mod cache;
 pub mod cluster_client;
+pub mod cluster_schema;
 pub mod config;
 pub mod error;
 pub mod fanout;
