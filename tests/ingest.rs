@@ -273,14 +273,7 @@ async fn a_new_empty_replica_is_filled_from_its_peer() {
     let http = reqwest::Client::new();
     let mut state = Value::Null;
     for _ in 0..300 {
-        state = http
-            .get(format!("http://{}/cluster", root.addr))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        state = common::get_json(&http, &format!("http://{}/cluster", root.addr), &[]).await;
         let r = &state["shards"][0]["replicas"][1]["state"];
         if r["stale"] == false && r["repairs"].as_u64() >= Some(1) {
             break;
@@ -309,10 +302,7 @@ async fn a_restarted_root_finds_a_lagging_replica_by_its_op_count() {
     c.kill_leaf(0, 1);
     push(&c, &new_docs(0, 50), 1).await;
     // A new root knows nothing of the missed writes; the replica comes back.
-    let addrs = vec![c.leaves[0]
-        .iter()
-        .map(|p| p.addr.clone())
-        .collect::<Vec<_>>()];
+    let addrs = c.leaf_addrs();
     c.root = common::Proc::root(&addrs, &["--probe-interval-ms", "100"]);
     c.restart_leaf(0, 1);
     let mut state = Value::Null;

@@ -86,11 +86,7 @@ async fn query_and_fetch_answers_exactly_like_query_then_fetch() {
     let dir = tempfile::tempdir().unwrap();
     build(&sample_corpus(), 4, &dir.path().join("four"));
     let fused = Cluster::start(&dir.path().join("four"), 1, &["--result-cache-mb", "0"]).await;
-    let addrs: Vec<Vec<String>> = fused
-        .leaves
-        .iter()
-        .map(|g| g.iter().map(|p| p.addr.clone()).collect())
-        .collect();
+    let addrs = fused.leaf_addrs();
     let args = ["--fuse-fetch-max-docs", "0", "--result-cache-mb", "0"];
     let separate = common::Proc::root(&addrs, &args);
     let url = |path: &str| format!("http://{}{path}", separate.addr);
@@ -99,16 +95,7 @@ async fn query_and_fetch_answers_exactly_like_query_then_fetch() {
             let params = [("q", q.as_str()), ("size", size), ("from", from)];
             let params = [&params[..], &[("snippet", "title,body")]].concat();
             let (status, a) = fused.search(&params).await;
-            let b: Value = fused
-                .http
-                .get(url("/search"))
-                .query(&params)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let b = common::get_json(&fused.http, &url("/search"), &params).await;
             assert_eq!(status, 200, "{a}");
             assert_eq!(a["hits"], b["hits"], "{q:?} size {size} from {from}");
             assert_eq!(a["total_hits"], b["total_hits"], "{q:?}");
@@ -117,16 +104,7 @@ async fn query_and_fetch_answers_exactly_like_query_then_fetch() {
     // The fused root made no fetch call; the other one did.
     let params = [("q", "web server"), ("profile", "true")];
     let (_, a) = fused.search(&params).await;
-    let b: Value = fused
-        .http
-        .get(url("/search"))
-        .query(&params)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let b = common::get_json(&fused.http, &url("/search"), &params).await;
     assert_eq!(a["profile"]["fetch"], json!([]), "{a}");
     assert_eq!(a["profile"]["phases"]["fused_fetch"], true, "{a}");
     assert_eq!(b["profile"]["phases"]["fused_fetch"], false, "{b}");

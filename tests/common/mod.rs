@@ -199,6 +199,14 @@ impl Cluster {
         cluster
     }
 
+    /// Replica addresses per shard.
+    pub fn leaf_addrs(&self) -> Vec<Vec<String>> {
+        self.leaves
+            .iter()
+            .map(|g| g.iter().map(|p| p.addr.clone()).collect())
+            .collect()
+    }
+
     /// kill -9 leaf `r` of shard `k`.
     pub fn kill_leaf(&mut self, k: usize, r: usize) {
         self.leaves[k][r].kill();
@@ -298,6 +306,12 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }
+}
+
+/// `GET url?params` as JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str, params: &[(&str, &str)]) -> Value {
+    let resp = http.get(url).query(params).send().await.unwrap();
+    resp.json().await.unwrap()
 }
 
 /// Ids of the hits of a search response.
