@@ -142,6 +142,8 @@ const OUTCOMES: [&str; 4] = ["ok", "skipped", "rejected", "error"];
 struct CallMetrics {
     calls: Vec<metrics::Counter>,
     latency: Vec<metrics::Histogram>,
+    upserted: metrics::Counter,
+    deleted: metrics::Counter,
 }
 
 impl CallMetrics {
@@ -161,7 +163,13 @@ impl CallMetrics {
                     "shard" => shard.clone(), "method" => *m)
             })
             .collect();
-        CallMetrics { calls, latency }
+        let ingested = |op: &'static str| metrics::counter!("scatter_leaf_ingested_docs_total", "shard" => shard.clone(), "op" => op);
+        CallMetrics {
+            calls,
+            latency,
+            upserted: ingested("upsert"),
+            deleted: ingested("delete"),
+        }
     }
 
     /// Counts one call of method `m` (index in [`METHODS`]) and its latency.
@@ -272,11 +280,8 @@ impl Leaf for LeafService {
         }
         if let Ok(resp) = &r {
             let refused = resp.get_ref().errors.len();
-            let shard = self.shard.shard().meta().shard.to_string();
-            metrics::counter!("scatter_leaf_ingested_docs_total", "shard" => shard.clone(), "op" => "upsert")
-                .increment((upserts - refused) as u64);
-            metrics::counter!("scatter_leaf_ingested_docs_total", "shard" => shard, "op" => "delete")
-                .increment(deletes as u64);
+            self.metrics.upserted.increment((upserts - refused) as u64);
+            self.metrics.deleted.increment(deletes as u64);
         }
         self.metrics.observe(3, start, &r);
         r

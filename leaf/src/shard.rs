@@ -296,11 +296,10 @@ impl Shard {
         searcher: &Searcher,
         req: &FetchRequest,
     ) -> Result<FetchResponse, ShardError> {
-        let searcher = searcher.clone();
-        let generators = self.snippet_generators(&searcher, req)?;
+        let generators = self.snippet_generators(searcher, req)?;
         let mut docs = Vec::with_capacity(req.ids.len());
         for id in &req.ids {
-            let Some(addr) = self.find(&searcher, id)? else {
+            let Some(addr) = self.find(searcher, id)? else {
                 continue;
             };
             let doc: TantivyDocument = searcher.doc(addr)?;
@@ -319,7 +318,7 @@ impl Shard {
         }
         Ok(FetchResponse {
             docs,
-            generation: generation(&searcher),
+            generation: generation(searcher),
         })
     }
 
