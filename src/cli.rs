@@ -178,6 +178,10 @@ struct RootArgs {
     /// 0: always fetch the final page in a separate phase.
     #[arg(long, env = "SCATTER_ROOT_FUSE_FETCH_MAX_DOCS", default_value_t = 100)]
     fuse_fetch_max_docs: usize,
+    /// Hold each shard's whole term dictionary (document frequencies) when it has at most
+    /// this many terms, so queries need no statistics round trip; 0: never.
+    #[arg(long, env = "SCATTER_ROOT_STATS_TABLE_MAX_TERMS", default_value_t = scatter_root::stats_table::DEFAULT_MAX_TERMS)]
+    stats_table_max_terms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -445,6 +449,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.write_timeout = Duration::from_millis(args.write_timeout_ms.max(1));
     config.max_bulk_bytes = args.max_bulk_mb.max(1) << 20;
     config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
+    config.stats_table_max_terms = args.stats_table_max_terms;
     config.hedge = scatter_root::hedge::HedgeConfig {
         enabled: !args.no_hedge,
         budget_ratio: args.hedge_budget,

@@ -62,6 +62,9 @@ pub struct UpArgs {
     /// Query-and-fetch when (from + size) × shards is at most this (0: never).
     #[arg(long, default_value_t = 100)]
     fuse_fetch_max_docs: usize,
+    /// Largest shard dictionary (terms) the root holds as a statistics table (0: none).
+    #[arg(long, default_value_t = scatter_root::stats_table::DEFAULT_MAX_TERMS)]
+    stats_table_max_terms: u64,
 }
 
 /// Runs the local cluster until Ctrl-C.
@@ -98,6 +101,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     config.hedge.enabled = !args.no_hedge;
     config.result_cache_bytes = args.result_cache_mb << 20;
     config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
+    config.stats_table_max_terms = args.stats_table_max_terms;
     let root = BoundRoot::bind(config).await?;
     let url = format!("http://{}", root.local_addr());
     tasks.push(tokio::spawn(root.serve(stopped(stop_rx.clone()))));

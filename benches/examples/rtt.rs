@@ -1,6 +1,7 @@
 //! Round-trip time of gRPC calls to a running leaf: `cargo run --release -p scatter-bench
 //! --example rtt -- HOST:PORT [N]`. Prints p50/p90/p99 of `Info` and `TermStats` calls made
-//! one at a time, and of 4 concurrent `TermStats` calls.
+//! one at a time, and of 4 concurrent `TermStats` calls. `GAP_MS` (third argument, default 0)
+//! idles between rounds, as a lightly loaded root does: then every call pays thread wake-ups.
 use std::time::Instant;
 
 use scatter_proto::v1::{InfoRequest, TermStatsRequest};
@@ -23,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let addr = args.get(1).expect("HOST:PORT");
     let n: usize = args.get(2).map_or(2000, |s| s.parse().unwrap());
+    let gap: u64 = args.get(3).map_or(0, |s| s.parse().unwrap());
     let channel = Endpoint::from_shared(format!("http://{addr}"))?
         .tcp_nodelay(true)
         .connect()
@@ -32,6 +34,9 @@ async fn main() -> anyhow::Result<()> {
     let mut stats = Vec::new();
     let mut four = Vec::new();
     for _ in 0..n {
+        if gap > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(gap)).await;
+        }
         let t = Instant::now();
         client.info(InfoRequest {}).await?;
         info.push(t.elapsed().as_secs_f64() * 1e6);

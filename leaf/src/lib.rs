@@ -11,6 +11,7 @@
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a [`shard::Shard`];
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
+pub mod dictionary;
 pub mod faults;
 pub mod ids;
 pub mod live;

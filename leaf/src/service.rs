@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use scatter_proto::v1::{
     FaultSettings, FetchRequest, FetchResponse, InfoRequest, InfoResponse, IngestRequest,
     IngestResponse, RepairRequest, RepairResponse, SearchRequest, SearchResponse, SnapshotChunk,
-    SnapshotRequest, TermStatsRequest, TermStatsResponse,
+    SnapshotRequest, TermDictionaryChunk, TermDictionaryRequest, TermStatsRequest,
+    TermStatsResponse,
 };
 use scatter_proto::Leaf;
 use tonic::{Request, Response, Status};
@@ -258,6 +259,30 @@ impl Leaf for LeafService {
         .await;
         self.metrics.observe(2, start, &r);
         r
+    }
+
+    type TermDictionaryStream =
+        tokio_stream::wrappers::ReceiverStream<Result<TermDictionaryChunk, Status>>;
+
+    async fn term_dictionary(
+        &self,
+        request: Request<TermDictionaryRequest>,
+    ) -> Result<Response<Self::TermDictionaryStream>, Status> {
+        let shard = self.shard.shard();
+        let max_terms = request.into_inner().max_terms;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let sent = crate::dictionary::stream(&shard, max_terms, |chunk| {
+                tx.blocking_send(Ok(chunk)).is_ok()
+            });
+            if let Err(status) = sent {
+                tracing::info!("term dictionary not sent: {}", status.message());
+                let _ = tx.blocking_send(Err(status));
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn ingest(

@@ -271,6 +271,11 @@ impl Replica {
         s.lag_rounds = 0;
     }
 
+    /// Index generation from its last probe or write.
+    pub fn generation(&self) -> u64 {
+        self.state.lock().expect("replica state").generation
+    }
+
     /// Must not be searched (stale) or written to.
     pub fn is_stale(&self) -> bool {
         self.state.lock().expect("replica state").stale

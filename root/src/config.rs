@@ -32,6 +32,8 @@ pub struct RootConfig {
     pub max_bulk_bytes: usize,
     /// Query-and-fetch when `(from + size) × shards` is at most this (0: never).
     pub fuse_fetch_max_docs: usize,
+    /// Largest shard dictionary (terms) the root holds as a statistics table (0: none).
+    pub stats_table_max_terms: u64,
 }
 
 impl RootConfig {
@@ -48,6 +50,7 @@ impl RootConfig {
             write_timeout: Duration::from_secs(30),
             max_bulk_bytes: 64 << 20,
             fuse_fetch_max_docs: crate::root::DEFAULT_FUSE_FETCH_MAX_DOCS,
+            stats_table_max_terms: crate::stats_table::DEFAULT_MAX_TERMS,
         }
     }
 

@@ -69,6 +69,10 @@ pub struct ShardProfile {
     pub attempts: Vec<AttemptProfile>,
     /// Milliseconds until the shard's outcome.
     pub took_ms: f64,
+    /// Milliseconds the answering leaf reports it spent on the call (search calls), so the
+    /// root's own cost (transport, queueing, gather) is `took_ms - leaf_took_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaf_took_ms: Option<f64>,
 }
 
 /// What happened at one shard.

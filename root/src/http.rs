@@ -24,6 +24,7 @@ use crate::cluster_client::Cluster;
 use crate::config::RootConfig;
 use crate::error::ApiError;
 use crate::root::{Root, Scoring, Search};
+use crate::stats_table::{spawn_refresher, StatsTable, MIN_INTERVAL};
 
 /// Largest `from + size`.
 pub const MAX_WINDOW: i64 = 10_000;
@@ -267,7 +268,8 @@ async fn cluster_state(State(state): State<AppState>) -> Response {
         .collect();
     let stats_cache = root.stats.counters();
     let result_cache = root.results.counters();
-    Json(json!({"shards": shards, "stats_cache": stats_cache, "result_cache": result_cache}))
+    let stats_table = root.table.status(&root.cluster);
+    Json(json!({"shards": shards, "stats_cache": stats_cache, "stats_table": stats_table, "result_cache": result_cache}))
         .into_response()
 }
 
@@ -290,7 +292,12 @@ impl BoundRoot {
             state: AppState {
                 root: Arc::new(Root {
                     fuse_fetch_max_docs: config.fuse_fetch_max_docs,
-                    ..Root::new(cluster, config.hedge, config.result_cache_bytes)
+                    table: StatsTable::new(
+                        cluster.shards.len(),
+                        config.stats_table_max_terms,
+                        MIN_INTERVAL,
+                    ),
+                    ..Root::new(cluster.clone(), config.hedge, config.result_cache_bytes)
                 }),
                 config: Arc::new(config),
             },
@@ -307,7 +314,14 @@ impl BoundRoot {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let prober = self.state.root.cluster.spawn_prober();
+        let root = &self.state.root;
+        let prober = root.cluster.spawn_prober();
+        let refresher = spawn_refresher(
+            Arc::downgrade(root),
+            root.cluster.clone(),
+            self.state.config.probe_interval,
+            |root: &Root| &root.table,
+        );
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
@@ -316,6 +330,7 @@ impl BoundRoot {
             .await
             .context("root server failed");
         prober.abort();
+        refresher.abort();
         result
     }
 }

@@ -34,6 +34,7 @@ pub mod repair;
 pub mod request_id;
 pub mod root;
 pub mod stats;
+pub mod stats_table;
 
 pub use config::RootConfig;
 pub use http::{serve, BoundRoot};

@@ -19,6 +19,7 @@ use crate::fetch::{fetch_page, FetchOptions, Fetched};
 use crate::hedge::HedgeConfig;
 use crate::merge::{merge_top, ShardHit};
 use crate::stats::{global_stats, StatsCache};
+use crate::stats_table::StatsTable;
 
 /// How scores are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,8 @@ pub struct Root {
     pub cluster: Arc<Cluster>,
     /// Global term statistics cache.
     pub stats: StatsCache,
+    /// Every shard's term dictionary, when small enough: statistics without a round trip.
+    pub table: StatsTable,
     /// Hedging settings and budget.
     pub hedging: Hedging,
     /// Complete answers by query and parameters.
@@ -87,9 +90,15 @@ impl Root {
     /// A root over `cluster`, hedging by `hedge`, with a result cache of `cache_bytes`.
     pub fn new(cluster: Arc<Cluster>, hedge: HedgeConfig, cache_bytes: usize) -> Self {
         let stats = StatsCache::new(cluster.shards.len());
+        let table = StatsTable::new(
+            cluster.shards.len(),
+            crate::stats_table::DEFAULT_MAX_TERMS,
+            crate::stats_table::MIN_INTERVAL,
+        );
         Root {
             cluster,
             stats,
+            table,
             hedging: Hedging::new(hedge),
             results: ResultCache::new(cache_bytes),
             fuse_fetch_max_docs: DEFAULT_FUSE_FETCH_MAX_DOCS,
@@ -202,6 +211,7 @@ impl Root {
             &self.cluster,
             &self.hedging,
             &self.stats,
+            &self.table,
             &search.query,
             terms,
             stats_deadline,
@@ -294,7 +304,10 @@ impl Root {
     /// Collects the shards' ranked lists and failures; a rejected query fails the request.
     fn gather(&self, outcomes: Vec<ShardOutcome<LeafResponse>>) -> Result<Gathered, ApiError> {
         let mut g = Gathered::default();
-        for outcome in outcomes {
+        for mut outcome in outcomes {
+            if let Ok(answer) = &outcome.result {
+                outcome.profile.leaf_took_ms = Some(answer.value.took_micros as f64 / 1000.0);
+            }
             g.profiles.push(outcome.profile);
             match outcome.result {
                 Ok(answer) => {

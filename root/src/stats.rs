@@ -14,6 +14,7 @@ use scatter_proto::v1::{FieldTokens, GlobalStats, TermFreq, TermStatsRequest};
 
 use crate::cluster_client::Cluster;
 use crate::fanout::{scatter, Hedging};
+use crate::stats_table::StatsTable;
 
 /// Most cached terms; past it the cache starts over.
 pub const MAX_CACHED_TERMS: usize = 1_000_000;
@@ -187,17 +188,22 @@ pub fn sum<'a>(parts: impl IntoIterator<Item = &'a GlobalStats>) -> GlobalStats 
     stats
 }
 
-/// The global statistics for `query` (whose terms are `terms`): from the cache, or gathered
+/// The global statistics for `query` (whose terms are `terms`): from the statistics tables
+/// when they are current, else from the cache, else gathered
 /// from one replica of every shard with `TermStats` (and cached when every shard answered).
 /// `None` when no shard answered. The flag tells whether the answer came from the cache.
 pub async fn global_stats(
     cluster: &Cluster,
     hedging: &Hedging,
     cache: &StatsCache,
+    table: &StatsTable,
     query: &str,
     terms: &Terms,
     deadline: Instant,
 ) -> (Option<GlobalStats>, bool) {
+    if let Some(stats) = table.lookup(cluster, terms) {
+        return (Some(stats), true);
+    }
     if let Some(stats) = cache.lookup(terms) {
         return (Some(stats), true);
     }

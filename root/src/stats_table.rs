@@ -1,0 +1,338 @@
+//! Global statistics for every term, held at the root: each shard's whole term dictionary
+//! (document frequency per term of every text field, and the totals), downloaded with the
+//! leaf's `TermDictionary` stream and kept as compact FST maps. With a table for every shard
+//! at the generation its replicas serve, any query's global statistics are sums of local
+//! lookups — no `TermStats` round trip before the search, whatever the terms.
+//!
+//! A table is used only while every searchable replica of its shard reports the generation
+//! it was read at; otherwise the per-query path ([`crate::stats::global_stats`]) stands in.
+//! Tables are refreshed in the background once a shard's generation has held still for one
+//! refresh tick (so a shard under continuous writes is not re-downloaded on every commit),
+//! and not more often than [`StatsTable::min_interval`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use scatter_proto::v1::{FieldTokens, GlobalStats, TermDictionaryRequest, TermFreq};
+use tantivy_fst::{Map, MapBuilder};
+
+use crate::cluster_client::{Cluster, ShardGroup};
+use crate::stats::Terms;
+
+/// Default of [`StatsTable::max_terms`]: per shard, a few MB of FST.
+pub const DEFAULT_MAX_TERMS: u64 = 5_000_000;
+/// Default of [`StatsTable::min_interval`].
+pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// One shard's dictionary at one generation.
+pub struct ShardTable {
+    /// Index generation the dictionary was read at.
+    pub generation: u64,
+    total_num_docs: u64,
+    field_tokens: HashMap<String, u64>,
+    fields: HashMap<String, Map<Vec<u8>>>,
+    /// Distinct terms held.
+    pub terms: u64,
+    /// Bytes of the FST maps.
+    pub bytes: usize,
+}
+
+impl ShardTable {
+    /// Reads a dictionary stream (see `scatter.v1.TermDictionaryChunk`).
+    pub async fn download(
+        mut client: scatter_proto::LeafClient<tonic::transport::Channel>,
+        max_terms: u64,
+    ) -> anyhow::Result<Self> {
+        let mut stream = client
+            .term_dictionary(TermDictionaryRequest { max_terms })
+            .await?
+            .into_inner();
+        let header = stream
+            .message()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("empty dictionary stream"))?;
+        let mut builder = TableBuilder::new(&header);
+        while let Some(chunk) = stream.message().await? {
+            builder.add(chunk)?;
+        }
+        builder.finish()
+    }
+
+    /// Document frequency of a term on this shard: `None` when the field is not covered.
+    fn doc_freq(&self, field: &str, wire: &[u8]) -> Option<u64> {
+        Some(self.fields.get(field)?.get(wire).unwrap_or(0))
+    }
+}
+
+/// Assembles a [`ShardTable`] from its chunks.
+struct TableBuilder {
+    table: ShardTable,
+    current: Option<(String, MapBuilder<Vec<u8>>)>,
+}
+
+impl TableBuilder {
+    fn new(header: &scatter_proto::v1::TermDictionaryChunk) -> Self {
+        let table = ShardTable {
+            generation: header.generation,
+            total_num_docs: header.total_num_docs,
+            field_tokens: header
+                .field_tokens
+                .iter()
+                .map(|f| (f.field.clone(), f.total_num_tokens))
+                .collect(),
+            fields: HashMap::new(),
+            terms: 0,
+            bytes: 0,
+        };
+        TableBuilder {
+            table,
+            current: None,
+        }
+    }
+
+    fn add(&mut self, chunk: scatter_proto::v1::TermDictionaryChunk) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            chunk.generation == self.table.generation,
+            "the dictionary changed generation while streaming"
+        );
+        anyhow::ensure!(
+            chunk.terms.len() == chunk.doc_freqs.len(),
+            "terms and frequencies differ in number"
+        );
+        if self.current.as_ref().is_none_or(|(f, _)| *f != chunk.field) {
+            self.close_field()?;
+            anyhow::ensure!(
+                self.table.field_tokens.contains_key(&chunk.field)
+                    && !self.table.fields.contains_key(&chunk.field),
+                "unexpected field {:?} in the dictionary stream",
+                chunk.field
+            );
+            self.current = Some((chunk.field.clone(), MapBuilder::memory()));
+        }
+        let (_, builder) = self.current.as_mut().expect("set above");
+        for (term, df) in chunk.terms.iter().zip(&chunk.doc_freqs) {
+            builder.insert(term, *df)?;
+        }
+        self.table.terms += chunk.terms.len() as u64;
+        Ok(())
+    }
+
+    fn close_field(&mut self) -> anyhow::Result<()> {
+        if let Some((field, builder)) = self.current.take() {
+            let bytes = builder.into_inner()?;
+            self.table.bytes += bytes.len();
+            self.table.fields.insert(field, Map::from_bytes(bytes)?);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<ShardTable> {
+        self.close_field()?;
+        // Covered fields without any term (empty shard) still answer: every frequency 0.
+        for field in self.table.field_tokens.keys() {
+            if !self.table.fields.contains_key(field) {
+                let empty = MapBuilder::memory().into_inner()?;
+                self.table
+                    .fields
+                    .insert(field.clone(), Map::from_bytes(empty)?);
+            }
+        }
+        Ok(self.table)
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    table: Option<Arc<ShardTable>>,
+    /// Generation seen at the previous tick (a refresh waits until it holds still).
+    seen: Option<u64>,
+    refreshing: bool,
+    last_attempt: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// The tables of every shard (see the module doc).
+pub struct StatsTable {
+    slots: Vec<Mutex<Slot>>,
+    /// Largest dictionary (in terms, per shard) downloaded; larger shards use the per-query
+    /// path only.
+    pub max_terms: u64,
+    /// Fewest seconds between two downloads for one shard.
+    pub min_interval: Duration,
+    hits: AtomicU64,
+    downloads: AtomicU64,
+}
+
+impl StatsTable {
+    /// No tables yet, for `num_shards` shards; `max_terms` 0 disables the tables.
+    pub fn new(num_shards: usize, max_terms: u64, min_interval: Duration) -> Self {
+        StatsTable {
+            slots: (0..num_shards).map(|_| Mutex::default()).collect(),
+            max_terms,
+            min_interval,
+            hits: AtomicU64::new(0),
+            downloads: AtomicU64::new(0),
+        }
+    }
+
+    /// The global statistics of `terms` from the tables, if every shard's table is current
+    /// and covers every term's field.
+    pub fn lookup(&self, cluster: &Cluster, terms: &Terms) -> Option<GlobalStats> {
+        let tables: Vec<Arc<ShardTable>> = cluster
+            .shards
+            .iter()
+            .map(|g| self.current(g))
+            .collect::<Option<_>>()?;
+        let mut stats = GlobalStats {
+            total_num_docs: tables.iter().map(|t| t.total_num_docs).sum(),
+            ..Default::default()
+        };
+        let mut fields: Vec<&String> = terms.iter().map(|(f, _)| f).collect();
+        fields.dedup();
+        for field in fields {
+            let total_num_tokens = tables
+                .iter()
+                .map(|t| t.field_tokens.get(field).copied())
+                .sum::<Option<u64>>()?;
+            stats.field_tokens.push(FieldTokens {
+                field: field.clone(),
+                total_num_tokens,
+            });
+        }
+        for (field, wire) in terms {
+            let doc_freq = tables
+                .iter()
+                .map(|t| t.doc_freq(field, wire))
+                .sum::<Option<u64>>()?;
+            stats.term_freqs.push(TermFreq {
+                field: field.clone(),
+                value: wire.clone(),
+                doc_freq,
+            });
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(stats)
+    }
+
+    /// The shard's table if every searchable replica serves its generation.
+    fn current(&self, group: &ShardGroup) -> Option<Arc<ShardTable>> {
+        let table = self.slots[group.shard]
+            .lock()
+            .expect("slot")
+            .table
+            .clone()?;
+        let mut searchable = group.replicas.iter().filter(|r| r.is_up() && !r.is_stale());
+        let agree = searchable.all(|r| r.generation() == table.generation);
+        agree.then_some(table)
+    }
+
+    /// One refresh tick: downloads, concurrently, the dictionary of every shard whose
+    /// generation has held still since the last tick and differs from its table's.
+    pub async fn tick(&self, cluster: &Cluster) {
+        if self.max_terms == 0 {
+            return;
+        }
+        let due: Vec<_> = cluster
+            .shards
+            .iter()
+            .filter_map(|g| self.due(g).map(|r| (g.shard, r)))
+            .collect();
+        let downloads = due.into_iter().map(|(shard, replica)| async move {
+            let result = ShardTable::download(replica.client(), self.max_terms).await;
+            let mut slot = self.slots[shard].lock().expect("slot");
+            slot.refreshing = false;
+            match result {
+                Ok(table) => {
+                    self.downloads.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        shard,
+                        terms = table.terms,
+                        bytes = table.bytes,
+                        "statistics table loaded"
+                    );
+                    slot.table = Some(Arc::new(table));
+                    slot.last_error = None;
+                }
+                Err(e) => {
+                    tracing::info!(shard, "statistics table not loaded: {e:#}");
+                    slot.last_error = Some(format!("{e:#}"));
+                }
+            }
+        });
+        futures::future::join_all(downloads).await;
+    }
+
+    /// The replica to download shard `group`'s dictionary from, if a download is due.
+    fn due(&self, group: &ShardGroup) -> Option<Arc<crate::cluster_client::Replica>> {
+        let replica = group
+            .replicas
+            .iter()
+            .find(|r| r.is_up() && !r.is_stale())?
+            .clone();
+        let generation = replica.generation();
+        let mut slot = self.slots[group.shard].lock().expect("slot");
+        let still = slot.seen.replace(generation) == Some(generation);
+        let have = slot
+            .table
+            .as_ref()
+            .is_some_and(|t| t.generation == generation);
+        let rested = slot
+            .last_attempt
+            .is_none_or(|t| t.elapsed() >= self.min_interval);
+        if !still || have || slot.refreshing || !rested {
+            return None;
+        }
+        slot.refreshing = true;
+        slot.last_attempt = Some(Instant::now());
+        Some(replica)
+    }
+
+    /// Per shard: the table's generation, size and whether it is in use; and the counters.
+    pub fn status(&self, cluster: &Cluster) -> serde_json::Value {
+        let shards: Vec<_> = cluster
+            .shards
+            .iter()
+            .map(|g| {
+                let current = self.current(g).is_some();
+                let slot = self.slots[g.shard].lock().expect("slot");
+                let t = slot.table.as_ref();
+                serde_json::json!({
+                    "shard": g.shard,
+                    "generation": t.map(|t| t.generation),
+                    "terms": t.map(|t| t.terms),
+                    "bytes": t.map(|t| t.bytes),
+                    "current": current,
+                    "last_error": slot.last_error,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "hits": self.hits.load(Ordering::Relaxed),
+            "downloads": self.downloads.load(Ordering::Relaxed),
+            "max_terms": self.max_terms,
+            "shards": shards,
+        })
+    }
+}
+
+/// Refreshes `table` every `interval` while `owner` (whatever holds the table) lives.
+pub fn spawn_refresher<T: Send + Sync + 'static>(
+    owner: Weak<T>,
+    cluster: Arc<Cluster>,
+    interval: Duration,
+    table: impl Fn(&T) -> &StatsTable + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(owner) = owner.upgrade() else {
+                return;
+            };
+            table(&owner).tick(&cluster).await;
+        }
+    })
+}
