@@ -182,6 +182,14 @@ struct RootArgs {
     /// this many terms, so queries need no statistics round trip; 0: never.
     #[arg(long, env = "SCATTER_ROOT_STATS_TABLE_MAX_TERMS", default_value_t = scatter_root::stats_table::DEFAULT_MAX_TERMS)]
     stats_table_max_terms: u64,
+    /// Fewest milliseconds between two downloads of one shard's dictionary (a shard whose
+    /// index keeps changing is served by per-query statistics meanwhile).
+    #[arg(
+        long,
+        env = "SCATTER_ROOT_STATS_TABLE_REFRESH_MS",
+        default_value_t = 10_000
+    )]
+    stats_table_refresh_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -450,6 +458,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.max_bulk_bytes = args.max_bulk_mb.max(1) << 20;
     config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
     config.stats_table_max_terms = args.stats_table_max_terms;
+    config.stats_table_min_interval = Duration::from_millis(args.stats_table_refresh_ms);
     config.hedge = scatter_root::hedge::HedgeConfig {
         enabled: !args.no_hedge,
         budget_ratio: args.hedge_budget,

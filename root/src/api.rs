@@ -70,10 +70,15 @@ pub struct Profile {
 pub struct Phases {
     /// Parsing and validating the query.
     pub parse_ms: f64,
-    /// Global statistics (0 and `stats_cached` when the cache had every term).
+    /// Global statistics (near 0 and `stats_cached` when the root had every term).
     pub stats_ms: f64,
-    /// The statistics came from the root's cache (no `TermStats` calls).
+    /// The statistics came from the root's tables or cache (no `TermStats` calls).
     pub stats_cached: bool,
+    /// Where the statistics came from: `table` (the shards' dictionaries held at the root),
+    /// `cache` (terms of earlier queries), `leaves` (a `TermStats` round trip); absent when
+    /// scoring with local statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_source: Option<String>,
     /// The scatter of `Search` calls (with the documents, under query-and-fetch).
     pub search_ms: f64,
     /// Merging the shards' lists.

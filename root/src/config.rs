@@ -34,6 +34,8 @@ pub struct RootConfig {
     pub fuse_fetch_max_docs: usize,
     /// Largest shard dictionary (terms) the root holds as a statistics table (0: none).
     pub stats_table_max_terms: u64,
+    /// Fewest time between two dictionary downloads for one shard.
+    pub stats_table_min_interval: Duration,
 }
 
 impl RootConfig {
@@ -51,6 +53,7 @@ impl RootConfig {
             max_bulk_bytes: 64 << 20,
             fuse_fetch_max_docs: crate::root::DEFAULT_FUSE_FETCH_MAX_DOCS,
             stats_table_max_terms: crate::stats_table::DEFAULT_MAX_TERMS,
+            stats_table_min_interval: crate::stats_table::MIN_INTERVAL,
         }
     }
 

@@ -24,7 +24,7 @@ use crate::cluster_client::Cluster;
 use crate::config::RootConfig;
 use crate::error::ApiError;
 use crate::root::{Root, Scoring, Search};
-use crate::stats_table::{spawn_refresher, StatsTable, MIN_INTERVAL};
+use crate::stats_table::{spawn_refresher, StatsTable};
 
 /// Largest `from + size`.
 pub const MAX_WINDOW: i64 = 10_000;
@@ -295,7 +295,7 @@ impl BoundRoot {
                     table: StatsTable::new(
                         cluster.shards.len(),
                         config.stats_table_max_terms,
-                        MIN_INTERVAL,
+                        config.stats_table_min_interval,
                     ),
                     ..Root::new(cluster.clone(), config.hedge, config.result_cache_bytes)
                 }),

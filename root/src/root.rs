@@ -18,7 +18,7 @@ use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardProfile};
 use crate::fetch::{fetch_page, FetchOptions, Fetched};
 use crate::hedge::HedgeConfig;
 use crate::merge::{merge_top, ShardHit};
-use crate::stats::{global_stats, StatsCache};
+use crate::stats::{global_stats, StatsCache, StatsSource};
 use crate::stats_table::StatsTable;
 
 /// How scores are computed.
@@ -154,8 +154,9 @@ impl Root {
             Scoring::Local => None,
             Scoring::Global => {
                 let terms = query_terms_wire(&*query, &schema.tantivy);
-                let (stats, cached) = self.stats_phase(&search, &terms, phase_deadline).await;
-                phases.stats_cached = cached;
+                let (stats, source) = self.stats_phase(&search, &terms, phase_deadline).await;
+                phases.stats_cached = source != StatsSource::Leaves;
+                phases.stats_source = Some(source.name().to_string());
                 stats
             }
         };
@@ -204,7 +205,7 @@ impl Root {
         search: &Search,
         terms: &crate::stats::Terms,
         phase_deadline: Instant,
-    ) -> (Option<GlobalStats>, bool) {
+    ) -> (Option<GlobalStats>, StatsSource) {
         let now = Instant::now();
         let stats_deadline = now + phase_deadline.saturating_duration_since(now) / 2;
         global_stats(

@@ -188,10 +188,32 @@ pub fn sum<'a>(parts: impl IntoIterator<Item = &'a GlobalStats>) -> GlobalStats 
     stats
 }
 
+/// Where global statistics came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsSource {
+    /// The shards' dictionaries held at the root ([`StatsTable`]).
+    Table,
+    /// The per-term cache.
+    Cache,
+    /// A `TermStats` round trip to the leaves.
+    Leaves,
+}
+
+impl StatsSource {
+    /// The name shown in `profile.phases.stats_source`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatsSource::Table => "table",
+            StatsSource::Cache => "cache",
+            StatsSource::Leaves => "leaves",
+        }
+    }
+}
+
 /// The global statistics for `query` (whose terms are `terms`): from the statistics tables
 /// when they are current, else from the cache, else gathered
 /// from one replica of every shard with `TermStats` (and cached when every shard answered).
-/// `None` when no shard answered. The flag tells whether the answer came from the cache.
+/// `None` when no shard answered.
 pub async fn global_stats(
     cluster: &Cluster,
     hedging: &Hedging,
@@ -200,12 +222,12 @@ pub async fn global_stats(
     query: &str,
     terms: &Terms,
     deadline: Instant,
-) -> (Option<GlobalStats>, bool) {
+) -> (Option<GlobalStats>, StatsSource) {
     if let Some(stats) = table.lookup(cluster, terms) {
-        return (Some(stats), true);
+        return (Some(stats), StatsSource::Table);
     }
     if let Some(stats) = cache.lookup(terms) {
-        return (Some(stats), true);
+        return (Some(stats), StatsSource::Cache);
     }
     let request = TermStatsRequest {
         query: query.to_string(),
@@ -226,7 +248,7 @@ pub async fn global_stats(
         .filter_map(|o| o.result.ok().map(|a| a.value))
         .collect();
     if answers.is_empty() {
-        return (None, false);
+        return (None, StatsSource::Leaves);
     }
     let parts: Vec<&GlobalStats> = answers.iter().filter_map(|a| a.stats.as_ref()).collect();
     let stats = sum(parts.iter().copied());
@@ -234,7 +256,7 @@ pub async fn global_stats(
         let generations: Vec<u64> = answers.iter().map(|a| a.generation).collect();
         cache.store(&stats, &generations);
     }
-    (Some(stats), false)
+    (Some(stats), StatsSource::Leaves)
 }
 
 #[cfg(test)]
