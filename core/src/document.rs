@@ -187,7 +187,7 @@ pub fn stored_fields_json(doc: &TantivyDocument, schema: &Schema) -> Map<String,
     let mut out = Map::new();
     for (field, value) in doc.field_values() {
         let name = schema.get_field_name(field).to_string();
-        let json = owned_to_json(&OwnedValue::from(value));
+        let json = owned_to_json(OwnedValue::from(value));
         match out.get_mut(&name) {
             None => {
                 out.insert(name, json);
@@ -202,13 +202,13 @@ pub fn stored_fields_json(doc: &TantivyDocument, schema: &Schema) -> Map<String,
     out
 }
 
-fn owned_to_json(v: &OwnedValue) -> Value {
+fn owned_to_json(v: OwnedValue) -> Value {
     match v {
-        OwnedValue::Str(s) => Value::String(s.clone()),
-        OwnedValue::U64(n) => Value::from(*n),
-        OwnedValue::I64(n) => Value::from(*n),
-        OwnedValue::F64(f) => Value::from(*f),
-        OwnedValue::Bool(b) => Value::Bool(*b),
+        OwnedValue::Str(s) => Value::String(s),
+        OwnedValue::U64(n) => Value::from(n),
+        OwnedValue::I64(n) => Value::from(n),
+        OwnedValue::F64(f) => Value::from(f),
+        OwnedValue::Bool(b) => Value::Bool(b),
         OwnedValue::Date(d) => {
             let t = d.into_utc();
             Value::String(
@@ -216,7 +216,7 @@ fn owned_to_json(v: &OwnedValue) -> Value {
                     .unwrap_or_default(),
             )
         }
-        other => serde_json::to_value(other).unwrap_or(Value::Null),
+        other => serde_json::to_value(&other).unwrap_or(Value::Null),
     }
 }
 

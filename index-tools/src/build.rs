@@ -172,7 +172,10 @@ fn spawn_shard(
 ) -> anyhow::Result<ShardWorker> {
     let dir = opts.out.join(shard_dir_name(k));
     std::fs::create_dir_all(&dir)?;
-    let index = Index::create_in_dir(&dir, schema.clone())
+    let index = Index::builder()
+        .schema(schema.clone())
+        .settings(opts.schema.index_settings())
+        .create_in_dir(&dir)
         .with_context(|| format!("creating index in {}", dir.display()))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = (cores / opts.shards as usize).clamp(1, 8);

@@ -104,7 +104,10 @@ impl Shard {
     pub fn create(path: &Path, meta: &ShardMeta) -> anyhow::Result<Self> {
         std::fs::create_dir_all(path)
             .with_context(|| format!("creating shard directory {}", path.display()))?;
-        Index::create_in_dir(path, meta.schema.tantivy_schema())
+        Index::builder()
+            .schema(meta.schema.tantivy_schema())
+            .settings(meta.schema.index_settings())
+            .create_in_dir(path)
             .with_context(|| format!("creating tantivy index in {}", path.display()))?;
         meta.save(path)?;
         Shard::open(path)
@@ -200,16 +203,18 @@ impl Shard {
         };
         let docs = if req.fetch && !hits.is_empty() {
             let fetch = FetchRequest {
-                ids: hits.iter().map(|h| h.id.clone()).collect(),
+                ids: hits.iter().map(|(h, _)| h.id.clone()).collect(),
                 snippet_fields: req.snippet_fields.clone(),
                 query: req.query.clone(),
                 stats: req.stats.clone(),
                 snippet_max_chars: req.snippet_max_chars,
             };
-            self.fetch_with(&searcher, &fetch)?.docs
+            let addrs: Vec<_> = hits.iter().map(|(_, addr)| *addr).collect();
+            self.fetch_with(&searcher, &fetch, &addrs)?.docs
         } else {
             Vec::new()
         };
+        let hits = hits.into_iter().map(|(h, _)| h).collect();
         Ok(SearchResponse {
             hits,
             total_hits,
@@ -224,7 +229,8 @@ impl Shard {
     /// The top `window` hits by (score desc, id asc) and the match count. Top `window + 1`
     /// by score alone, ids looked up for those only. When the hit after the cut ties with the
     /// last one kept, which tied documents make the cut depends on their ids: a second pass
-    /// ([`TiedIds`]) finds the smallest ids among all documents with that score.
+    /// ([`TiedIds`]) finds the smallest ids among all documents with that score. Each hit
+    /// comes with its address when known (not for hits found by the tie pass).
     fn top_by_score(
         &self,
         searcher: &Searcher,
@@ -232,7 +238,7 @@ impl Shard {
         window: usize,
         scoring: ScoringWith<'_>,
         count_all: bool,
-    ) -> Result<(u64, Vec<ScoredHit>), ShardError> {
+    ) -> Result<(u64, Vec<LocatedHit>), ShardError> {
         let top_docs = TopDocs::with_limit(window + 1).order_by_score();
         let (count, top) = if count_all {
             scoring.search(searcher, query, &(Count, top_docs))?
@@ -243,9 +249,12 @@ impl Shard {
             (top.len(), top)
         };
         let boundary_tie = top.len() > window && top[window].0 == top[window - 1].0;
+        let by_score_then_id = |a: &(ScoredHit, _), b: &(ScoredHit, _)| {
+            (b.0.score.total_cmp(&a.0.score)).then_with(|| a.0.id.cmp(&b.0.id))
+        };
         if !boundary_tie {
             let mut hits = self.with_ids(searcher, &top[..top.len().min(window)])?;
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+            hits.sort_by(by_score_then_id);
             return Ok((count as u64, hits));
         }
         let tied_score = top[window - 1].0;
@@ -260,10 +269,13 @@ impl Shard {
         };
         let tied_ids = scoring.search(searcher, query, &tied)?;
         let mut hits = self.with_ids(searcher, &top[..above])?;
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        hits.extend(tied_ids.into_iter().map(|id| ScoredHit {
-            id,
-            score: tied_score,
+        hits.sort_by(by_score_then_id);
+        hits.extend(tied_ids.into_iter().map(|id| {
+            let hit = ScoredHit {
+                id,
+                score: tied_score,
+            };
+            (hit, None)
         }));
         Ok((count as u64, hits))
     }
@@ -273,13 +285,13 @@ impl Shard {
         &self,
         searcher: &Searcher,
         top: &[(Score, DocAddress)],
-    ) -> Result<Vec<ScoredHit>, ShardError> {
+    ) -> Result<Vec<LocatedHit>, ShardError> {
         let ids = self.ids.get(searcher)?;
         Ok(top
             .iter()
-            .map(|&(score, addr)| ScoredHit {
-                id: ids.id(addr).unwrap_or_default().to_string(),
-                score,
+            .map(|&(score, addr)| {
+                let id = ids.id(addr).unwrap_or_default().to_string();
+                (ScoredHit { id, score }, Some(addr))
             })
             .collect())
     }
@@ -287,19 +299,23 @@ impl Shard {
     /// Stored fields of the documents with these external ids (unknown ids are skipped), and
     /// highlighted snippets of the asked fields, weighted by the request's statistics.
     pub fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse, ShardError> {
-        self.fetch_with(&self.searcher(), req)
+        self.fetch_with(&self.searcher(), req, &[])
     }
 
-    /// [`Shard::fetch`] on a given searcher (the one a search ran on, for query-and-fetch).
+    /// [`Shard::fetch`] on a given searcher (the one a search ran on, for query-and-fetch),
+    /// with the addresses of the ids when known (`addrs[i]` for `req.ids[i]`; the others are
+    /// looked up by id).
     fn fetch_with(
         &self,
         searcher: &Searcher,
         req: &FetchRequest,
+        addrs: &[Option<DocAddress>],
     ) -> Result<FetchResponse, ShardError> {
         let generators = self.snippet_generators(searcher, req)?;
         let mut docs = Vec::with_capacity(req.ids.len());
-        for id in &req.ids {
-            let Some(addr) = self.find(searcher, id)? else {
+        for (i, id) in req.ids.iter().enumerate() {
+            let known = addrs.get(i).copied().flatten();
+            let Some(addr) = known.map_or_else(|| self.find(searcher, id), |a| Ok(Some(a)))? else {
                 continue;
             };
             let doc: TantivyDocument = searcher.doc(addr)?;
@@ -312,7 +328,8 @@ impl Shard {
             fields.remove(&self.meta.schema.id_field);
             docs.push(FetchedDoc {
                 id: id.clone(),
-                fields_json: serde_json::Value::Object(fields).to_string(),
+                // Straight into a byte buffer (`Value`'s `Display` goes through a formatter).
+                fields_json: serde_json::to_string(&fields).unwrap_or_default(),
                 snippets,
             });
         }
@@ -415,6 +432,9 @@ impl Shard {
         })
     }
 }
+
+/// A hit and, when known, its document's address in the searcher it was found with.
+type LocatedHit = (ScoredHit, Option<DocAddress>);
 
 /// Scores with the given statistics provider, or with the searcher's own statistics.
 #[derive(Clone, Copy)]

@@ -87,6 +87,10 @@ pub struct Phases {
     pub fetch_ms: f64,
     /// Query-and-fetch was used.
     pub fused_fetch: bool,
+    /// From the start of the search to the end of the gather (before the response is
+    /// serialized). Minus the slowest shard's call, the root's own cost.
+    #[serde(default)]
+    pub total_ms: f64,
 }
 
 /// Which shards answered.

@@ -188,6 +188,7 @@ impl Root {
                 }
             })
             .collect();
+        phases.total_ms = ms(start);
         let profile = search.profile.then(|| Profile {
             phases,
             search: std::mem::take(&mut gathered.profiles),
