@@ -43,12 +43,26 @@ for seed in 1 2 3; do
 done
 echo "== 2. root vs in-process single index at low load"
 bench --target http://127.0.0.1:18081 --rate 50 --baseline-index "$OUT/gcide1" --out "$OUT/baseline.json" --plot "$OUT/baseline.svg"
+echo "== 2b. where the time goes (profile=true, one query at a time, 20 ms apart)"
+python3 benches/scripts/phases.py http://127.0.0.1:18081 "$Q" 300 20 | tee "$OUT/phases.txt"
 echo "== 3. sweep"
 bench --target http://127.0.0.1:18081 --sweep 100,200,400,600,800 --out "$OUT/sweep.json" --plot "$OUT/sweep.svg"
 echo "== 4. saturation (closed loop)"
 bench --target http://127.0.0.1:18081 --rate max --connections 16 --out "$OUT/max.json"
 bench --target http://127.0.0.1:18081 --rate max --connections 16 --baseline-index "$OUT/gcide1" --out "$OUT/max-baseline.json"
 stop
+TCLI=${TANTIVY_CLI:-$(command -v tantivy || true)}
+if [ -n "$TCLI" ]; then
+  echo "== 4b. tantivy-cli serve (cargo install tantivy-cli) on the single index, same load"
+  "$TCLI" serve -i "$OUT/gcide1/shard-0" --host 127.0.0.1 --port 18090 > "$OUT/tantivy-cli.log" 2>&1 &
+  PIDS+=($!)
+  sleep 2
+  for c in 16 64; do
+    bench --target http://127.0.0.1:18090/api/ --param nhits=10 --rate max --connections $c --out "$OUT/max-tantivy-cli-$c.json"
+  done
+  bench --target http://127.0.0.1:18090/api/ --param nhits=10 --rate 50 --out "$OUT/tantivy-cli-50.json"
+  kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; PIDS=()
+fi
 
 echo "== 5. slow replica: 4 shards x 2 replicas, first replica of each shard +100ms on 5% of calls"
 up 18082 --replicas 2 --result-cache-mb 0

@@ -2,7 +2,11 @@
 //! happened to earlier requests, and its latency is measured from that intended time, so a
 //! stall shows up in the percentiles instead of silently lowering the offered load (no
 //! coordinated omission, as in wrk2). At most `connections` requests are outstanding; a request
-//! waiting for a free connection is already late, and that wait is counted. Closed loop
+//! waiting for a free connection is already late, and that wait is counted. Requests are
+//! launched by a pacing thread that sleeps with the OS's high-resolution timer (tokio's timer
+//! has 1 ms ticks, which would add up to a millisecond to every measured latency); how late
+//! each request started running (the tool's own error, included in its latency) is reported
+//! as `send_lag`. Closed loop
 //! (`Rate::Max`): `connections` workers send back to back, to find saturation throughput.
 
 use std::io::IsTerminal;
@@ -66,43 +70,79 @@ pub async fn run(target: Arc<dyn Target>, spec: &LoadSpec) -> anyhow::Result<Run
     let measure_from = start + spec.warmup;
     let end = measure_from + spec.duration;
     let collector = tokio::spawn(collect(rx, spec.progress, start));
-    match spec.rate {
-        Rate::Fixed(rate) => open_loop(&target, spec, rate, start, measure_from, end, tx).await,
-        Rate::Max => closed_loop(&target, spec, measure_from, end, tx).await,
-    }
+    let window = Window {
+        start,
+        measure_from,
+        end,
+    };
+    let send_lag = match spec.rate {
+        Rate::Fixed(rate) => Some(open_loop(&target, spec, rate, window, tx).await?),
+        Rate::Max => {
+            closed_loop(&target, spec, measure_from, end, tx).await;
+            None
+        }
+    };
     let (histogram, tally) = collector.await.expect("collector task");
-    Ok(RunReport::new(&target.label(), spec, &histogram, tally))
+    let mut report = RunReport::new(&target.label(), spec, &histogram, tally);
+    report.send_lag = send_lag.map(|h| crate::report::Percentiles::of(&h));
+    Ok(report)
 }
 
+/// When a run starts, starts being measured, and ends.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+}
+
+/// The open loop; returns how late the launches were (measured ones only).
 async fn open_loop(
     target: &Arc<dyn Target>,
     spec: &LoadSpec,
     rate: f64,
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
+    window: Window,
     tx: mpsc::UnboundedSender<Sample>,
-) {
+) -> anyhow::Result<Histogram<u64>> {
     let permits = Arc::new(Semaphore::new(spec.connections.max(1)));
-    let mut tasks = Vec::new();
-    for i in 0u64.. {
-        let intended = start + Duration::from_secs_f64(i as f64 / rate);
-        if intended >= end {
-            break;
-        }
-        tokio::time::sleep_until(intended.into()).await;
-        let query = spec.queries[(i as usize) % spec.queries.len()].clone();
-        let (target, permits, tx) = (target.clone(), permits.clone(), tx.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore open");
-            let outcome = target.call(&query).await;
-            if intended >= measure_from {
-                let _ = tx.send((intended.elapsed(), outcome));
+    let runtime = tokio::runtime::Handle::current();
+    let (target, queries) = (target.clone(), spec.queries.clone());
+    let lag = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new(3).expect("histogram"),
+    ));
+    let lags = lag.clone();
+    let pacer = tokio::task::spawn_blocking(move || {
+        let mut tasks = Vec::new();
+        for i in 0u64.. {
+            let intended = window.start + Duration::from_secs_f64(i as f64 / rate);
+            if intended >= window.end {
+                break;
             }
-        }));
-    }
-    drop(tx);
+            let now = Instant::now();
+            if intended > now {
+                std::thread::sleep(intended - now);
+            }
+            let query = queries[(i as usize) % queries.len()].clone();
+            let (target, permits, tx) = (target.clone(), permits.clone(), tx.clone());
+            let lag = lags.clone();
+            tasks.push(runtime.spawn(async move {
+                if intended >= window.measure_from {
+                    let late = intended.elapsed().as_micros() as u64;
+                    let _ = lag.lock().expect("lag histogram").record(late);
+                }
+                let _permit = permits.acquire_owned().await.expect("semaphore open");
+                let outcome = target.call(&query).await;
+                if intended >= window.measure_from {
+                    let _ = tx.send((intended.elapsed(), outcome));
+                }
+            }));
+        }
+        tasks
+    });
+    let tasks = pacer.await?;
     futures::future::join_all(tasks).await;
+    let lag = lag.lock().expect("lag histogram").clone();
+    Ok(lag)
 }
 
 async fn closed_loop(

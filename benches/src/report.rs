@@ -56,6 +56,21 @@ pub struct Percentiles {
     pub mean_us: f64,
 }
 
+impl Percentiles {
+    /// The summary of a histogram of microseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let q = |p: f64| h.value_at_quantile(p);
+        Percentiles {
+            p50_us: q(0.5),
+            p90_us: q(0.9),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            max_us: h.max(),
+            mean_us: h.mean(),
+        }
+    }
+}
+
 /// One point of the latency distribution.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Point {
@@ -88,6 +103,10 @@ pub struct RunReport {
     pub latency: Percentiles,
     /// The distribution, for plots.
     pub distribution: Vec<Point>,
+    /// Open loop: how late requests were launched after their intended time (the load
+    /// generator's own error, included in the latencies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag: Option<Percentiles>,
 }
 
 impl RunReport {
@@ -122,15 +141,9 @@ impl RunReport {
             requests,
             achieved_rate: requests as f64 / duration_s.max(1e-9),
             outcomes,
-            latency: Percentiles {
-                p50_us: q(0.5),
-                p90_us: q(0.9),
-                p99_us: q(0.99),
-                p999_us: q(0.999),
-                max_us: h.max(),
-                mean_us: h.mean(),
-            },
+            latency: Percentiles::of(h),
             distribution,
+            send_lag: None,
         }
     }
 
@@ -236,6 +249,17 @@ impl fmt::Display for BenchReport {
             }
         }
         for run in self.runs.iter().chain(&self.baseline) {
+            if let Some(lag) = &run.send_lag {
+                writeln!(
+                    f,
+                    "send lag of the load generator ({}, {}/s): p50 {} ms, p99 {} ms, max {} ms",
+                    run.label,
+                    run.rate_requested.unwrap_or_default(),
+                    ms(lag.p50_us),
+                    ms(lag.p99_us),
+                    ms(lag.max_us)
+                )?;
+            }
             if !run.outcomes.errors.is_empty() {
                 writeln!(f, "errors ({}): {:?}", run.label, run.outcomes.errors)?;
             }
