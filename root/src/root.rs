@@ -82,8 +82,9 @@ struct Gathered {
     failed_shards: Vec<usize>,
     timed_out: bool,
     profiles: Vec<ShardProfile>,
-    /// Documents brought by query-and-fetch, by (shard, id).
-    docs: std::collections::HashMap<(usize, String), crate::fetch::FetchedDoc>,
+    /// Documents brought by query-and-fetch, per shard by id, as the leaves sent them
+    /// (converted only when on the page).
+    docs: Vec<std::collections::HashMap<String, scatter_proto::v1::FetchedDoc>>,
 }
 
 impl Root {
@@ -276,11 +277,18 @@ impl Root {
             stats,
             snippet_fields: &search.snippet_fields,
         };
-        let missing: Vec<ShardHit> = page
-            .iter()
-            .filter(|h| !gathered.docs.contains_key(&(h.shard, h.id.clone())))
-            .cloned()
-            .collect();
+        let mut brought = Vec::new();
+        let mut missing = Vec::new();
+        for hit in page {
+            match gathered
+                .docs
+                .get_mut(hit.shard)
+                .and_then(|d| d.remove(&hit.id))
+            {
+                Some(doc) => brought.push((hit.shard, doc)),
+                None => missing.push(hit.clone()),
+            }
+        }
         let mut fetched = fetch_page(
             &self.cluster,
             &self.hedging,
@@ -289,7 +297,10 @@ impl Root {
             &options,
         )
         .await?;
-        fetched.docs.extend(std::mem::take(&mut gathered.docs));
+        for (shard, doc) in brought {
+            let (id, doc) = crate::fetch::convert(doc);
+            fetched.docs.insert((shard, id), doc);
+        }
         gathered.timed_out |= fetched.timed_out;
         gathered.failures.append(&mut fetched.failures);
         gathered
@@ -299,6 +310,7 @@ impl Root {
         gathered.failed_shards.dedup();
         for (shard, generation) in fetched.generations.drain(..) {
             self.stats.observe_generation(shard, generation);
+            self.table.observe(shard, generation);
         }
         Ok(fetched)
     }
@@ -316,11 +328,12 @@ impl Root {
                     let resp = answer.value;
                     self.stats
                         .observe_generation(outcome.shard, resp.generation);
+                    self.table.observe(outcome.shard, resp.generation);
                     g.total_hits += resp.total_hits;
-                    for doc in resp.docs {
-                        let (id, doc) = crate::fetch::convert(doc);
-                        g.docs.insert((outcome.shard, id), doc);
+                    if g.docs.len() <= outcome.shard {
+                        g.docs.resize_with(outcome.shard + 1, Default::default);
                     }
+                    g.docs[outcome.shard].extend(resp.docs.into_iter().map(|d| (d.id.clone(), d)));
                     g.lists.push(
                         resp.hits
                             .into_iter()

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use scatter_proto::v1::{FieldTokens, GlobalStats, TermDictionaryRequest, TermFreq};
-use tantivy_fst::{Map, MapBuilder};
+use tantivy_fst::map::OpBuilder;
+use tantivy_fst::{Map, MapBuilder, Streamer};
 
 use crate::cluster_client::{Cluster, ShardGroup};
 use crate::stats::Terms;
@@ -163,6 +164,9 @@ pub struct StatsTable {
     pub min_interval: Duration,
     hits: AtomicU64,
     downloads: AtomicU64,
+    /// All shards' tables summed into one (one FST walk per term instead of one per shard),
+    /// with the shard generations it was made of.
+    merged: Mutex<Option<Arc<(Vec<u64>, ShardTable)>>>,
 }
 
 impl StatsTable {
@@ -174,6 +178,7 @@ impl StatsTable {
             min_interval,
             hits: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
+            merged: Mutex::new(None),
         }
     }
 
@@ -185,37 +190,88 @@ impl StatsTable {
             .iter()
             .map(|g| self.current(g))
             .collect::<Option<_>>()?;
-        let mut stats = GlobalStats {
-            total_num_docs: tables.iter().map(|t| t.total_num_docs).sum(),
-            ..Default::default()
-        };
-        let mut fields: Vec<&String> = terms.iter().map(|(f, _)| f).collect();
-        fields.dedup();
-        for field in fields {
-            let total_num_tokens = tables
-                .iter()
-                .map(|t| t.field_tokens.get(field).copied())
-                .sum::<Option<u64>>()?;
-            stats.field_tokens.push(FieldTokens {
-                field: field.clone(),
-                total_num_tokens,
-            });
-        }
-        for (field, wire) in terms {
-            let doc_freq = tables
-                .iter()
-                .map(|t| t.doc_freq(field, wire))
-                .sum::<Option<u64>>()?;
-            stats.term_freqs.push(TermFreq {
-                field: field.clone(),
-                value: wire.clone(),
-                doc_freq,
-            });
-        }
+        let merged = self.merged.lock().expect("merged").clone();
+        let stats = match merged {
+            Some(m) if tables.iter().map(|t| t.generation).eq(m.0.iter().copied()) => {
+                sum_tables(&[&m.1], terms)
+            }
+            _ => sum_tables(&tables.iter().map(|t| &**t).collect::<Vec<_>>(), terms),
+        }?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(stats)
     }
+}
 
+/// The statistics of `terms` summed over `tables`; `None` when some field is not covered.
+fn sum_tables(tables: &[&ShardTable], terms: &Terms) -> Option<GlobalStats> {
+    let mut stats = GlobalStats {
+        total_num_docs: tables.iter().map(|t| t.total_num_docs).sum(),
+        ..Default::default()
+    };
+    let mut fields: Vec<&String> = terms.iter().map(|(f, _)| f).collect();
+    fields.dedup();
+    for field in fields {
+        let total_num_tokens = tables
+            .iter()
+            .map(|t| t.field_tokens.get(field).copied())
+            .sum::<Option<u64>>()?;
+        stats.field_tokens.push(FieldTokens {
+            field: field.clone(),
+            total_num_tokens,
+        });
+    }
+    for (field, wire) in terms {
+        let doc_freq = tables
+            .iter()
+            .map(|t| t.doc_freq(field, wire))
+            .sum::<Option<u64>>()?;
+        stats.term_freqs.push(TermFreq {
+            field: field.clone(),
+            value: wire.clone(),
+            doc_freq,
+        });
+    }
+    Some(stats)
+}
+
+/// One table holding, per term, the sum of `tables`' document frequencies (fields covered by
+/// every table only).
+fn merge_tables(tables: &[Arc<ShardTable>]) -> anyhow::Result<ShardTable> {
+    let mut merged = ShardTable {
+        generation: 0,
+        total_num_docs: tables.iter().map(|t| t.total_num_docs).sum(),
+        field_tokens: HashMap::new(),
+        fields: HashMap::new(),
+        terms: 0,
+        bytes: 0,
+    };
+    let Some(first) = tables.first() else {
+        return Ok(merged);
+    };
+    for name in first.fields.keys() {
+        let maps: Option<Vec<&Map<Vec<u8>>>> = tables.iter().map(|t| t.fields.get(name)).collect();
+        let tokens: Option<u64> = tables.iter().map(|t| t.field_tokens.get(name)).sum();
+        let (Some(maps), Some(tokens)) = (maps, tokens) else {
+            continue;
+        };
+        let mut union = maps
+            .iter()
+            .fold(OpBuilder::new(), |op, map| op.add(map.stream()))
+            .union();
+        let mut builder = MapBuilder::memory();
+        while let Some((term, parts)) = union.next() {
+            builder.insert(term, parts.iter().map(|p| p.value).sum())?;
+            merged.terms += 1;
+        }
+        let bytes = builder.into_inner()?;
+        merged.bytes += bytes.len();
+        merged.fields.insert(name.clone(), Map::from_bytes(bytes)?);
+        merged.field_tokens.insert(name.clone(), tokens);
+    }
+    Ok(merged)
+}
+
+impl StatsTable {
     /// The shard's table if every searchable replica serves its generation.
     fn current(&self, group: &ShardGroup) -> Option<Arc<ShardTable>> {
         let table = self.slots[group.shard]
@@ -226,6 +282,22 @@ impl StatsTable {
         let mut searchable = group.replicas.iter().filter(|r| r.is_up() && !r.is_stale());
         let agree = searchable.all(|r| r.generation() == table.generation);
         agree.then_some(table)
+    }
+
+    /// Notes that a replica of `shard` answered at `generation`: a table read at another
+    /// generation is dropped (a write another root made, learnt before the next probe).
+    pub fn observe(&self, shard: usize, generation: u64) {
+        let Some(slot) = self.slots.get(shard) else {
+            return;
+        };
+        let mut slot = slot.lock().expect("slot");
+        if slot
+            .table
+            .as_ref()
+            .is_some_and(|t| t.generation != generation)
+        {
+            slot.table = None;
+        }
     }
 
     /// One refresh tick: downloads, concurrently, the dictionary of every shard whose
@@ -254,14 +326,39 @@ impl StatsTable {
                     );
                     slot.table = Some(Arc::new(table));
                     slot.last_error = None;
+                    true
                 }
                 Err(e) => {
                     tracing::info!(shard, "statistics table not loaded: {e:#}");
                     slot.last_error = Some(format!("{e:#}"));
+                    false
                 }
             }
         });
-        futures::future::join_all(downloads).await;
+        let loaded = futures::future::join_all(downloads).await;
+        if loaded.contains(&true) {
+            self.remerge().await;
+        }
+    }
+
+    /// Rebuilds the merged table from the shards' tables (when every shard has one).
+    async fn remerge(&self) {
+        let tables: Option<Vec<Arc<ShardTable>>> = self
+            .slots
+            .iter()
+            .map(|s| s.lock().expect("slot").table.clone())
+            .collect();
+        let Some(tables) = tables else {
+            return;
+        };
+        let generations: Vec<u64> = tables.iter().map(|t| t.generation).collect();
+        match tokio::task::spawn_blocking(move || merge_tables(&tables)).await {
+            Ok(Ok(table)) => {
+                *self.merged.lock().expect("merged") = Some(Arc::new((generations, table)));
+            }
+            Ok(Err(e)) => tracing::warn!("statistics tables not merged: {e:#}"),
+            Err(e) => tracing::warn!("statistics tables not merged: {e}"),
+        }
     }
 
     /// The replica to download shard `group`'s dictionary from, if a download is due.
@@ -308,7 +405,13 @@ impl StatsTable {
                 })
             })
             .collect();
+        let merged = self.merged.lock().expect("merged").clone();
         serde_json::json!({
+            "merged": merged.map(|m| serde_json::json!({
+                "generations": m.0,
+                "terms": m.1.terms,
+                "bytes": m.1.bytes,
+            })),
             "hits": self.hits.load(Ordering::Relaxed),
             "downloads": self.downloads.load(Ordering::Relaxed),
             "max_terms": self.max_terms,
