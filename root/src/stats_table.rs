@@ -144,6 +144,9 @@ impl TableBuilder {
     }
 }
 
+/// The shards' generations a merged table was made of, and the table.
+type Merged = (Vec<u64>, ShardTable);
+
 #[derive(Default)]
 struct Slot {
     table: Option<Arc<ShardTable>>,
@@ -166,7 +169,7 @@ pub struct StatsTable {
     downloads: AtomicU64,
     /// All shards' tables summed into one (one FST walk per term instead of one per shard),
     /// with the shard generations it was made of.
-    merged: Mutex<Option<Arc<(Vec<u64>, ShardTable)>>>,
+    merged: Mutex<Option<Arc<Merged>>>,
 }
 
 impl StatsTable {
