@@ -4,6 +4,9 @@
 //! at the generation its replicas serve, any query's global statistics are sums of local
 //! lookups — no `TermStats` round trip before the search, whatever the terms.
 //!
+//! Once every shard has a table, they are also summed into one merged table, so a term costs
+//! one FST walk rather than one per shard (the per-shard sums stand in while it is rebuilt).
+//!
 //! A table is used only while every searchable replica of its shard reports the generation
 //! it was read at; otherwise the per-query path ([`crate::stats::global_stats`]) stands in.
 //! Tables are refreshed in the background once a shard's generation has held still for one
@@ -163,7 +166,7 @@ pub struct StatsTable {
     /// Largest dictionary (in terms, per shard) downloaded; larger shards use the per-query
     /// path only.
     pub max_terms: u64,
-    /// Fewest seconds between two downloads for one shard.
+    /// Shortest time between two downloads for one shard.
     pub min_interval: Duration,
     hits: AtomicU64,
     downloads: AtomicU64,
