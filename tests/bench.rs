@@ -76,6 +76,13 @@ async fn bench_reports_plots_and_baselines() {
     let p = |k: &str| lat[k].as_u64().unwrap();
     assert!(p("p50_us") > 0 && p("p50_us") <= p("p99_us") && p("p99_us") <= p("max_us"));
     assert!(r["distribution"].as_array().unwrap().len() > 10);
+    // The tool's own launch lag is reported, and it is part of (so below) the latencies.
+    let lag = &r["send_lag"];
+    assert!(lag["p50_us"].as_u64().unwrap() <= p("p50_us"), "{r}");
+    assert!(
+        stdout.contains("send lag of the load generator"),
+        "{stdout}"
+    );
     assert_eq!(report["baseline"].as_array().unwrap().len(), 1);
     assert!(report["ratios"][0]["p50"].as_f64().unwrap() > 0.0);
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
