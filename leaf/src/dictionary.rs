@@ -4,6 +4,7 @@
 //! global statistics for any query without a per-query `TermStats` round trip.
 
 use scatter_proto::v1::{FieldTokens, TermDictionaryChunk};
+use tantivy::query::Bm25StatisticsProvider;
 use tantivy::schema::{Field, Type};
 use tantivy::termdict::TermStreamer;
 use tantivy::Searcher;
@@ -28,11 +29,8 @@ pub fn stream(
     let internal = |e: std::io::Error| Status::internal(format!("term dictionary: {e}"));
     let mut header = TermDictionaryChunk {
         generation,
-        total_num_docs: searcher
-            .segment_readers()
-            .iter()
-            .map(|s| u64::from(s.max_doc()))
-            .sum(),
+        // As `local_stats` reports it: the sum of max_doc.
+        total_num_docs: searcher.total_num_docs().map_err(tantivy_error)?,
         ..Default::default()
     };
     let mut num_terms = 0u64;

@@ -271,9 +271,11 @@ impl Replica {
         s.lag_rounds = 0;
     }
 
-    /// Index generation from its last probe or write.
-    pub fn generation(&self) -> u64 {
-        self.state.lock().expect("replica state").generation
+    /// Index generation from its last probe or write, if it is up and not stale (one that
+    /// searches may be sent to first).
+    pub fn searchable_generation(&self) -> Option<u64> {
+        let s = self.state.lock().expect("replica state");
+        (s.up && !s.stale).then_some(s.generation)
     }
 
     /// Must not be searched (stale) or written to.

@@ -285,7 +285,7 @@ impl Root {
                 .get_mut(hit.shard)
                 .and_then(|d| d.remove(&hit.id))
             {
-                Some(doc) => brought.push((hit.shard, doc)),
+                Some(doc) => brought.push((hit, doc)),
                 None => missing.push(hit.clone()),
             }
         }
@@ -297,9 +297,10 @@ impl Root {
             &options,
         )
         .await?;
-        for (shard, doc) in brought {
-            let (id, doc) = crate::fetch::convert(doc);
-            fetched.docs.insert((shard, id), doc);
+        for (hit, doc) in brought {
+            // The leaf's id was moved into the map key; the hit carries the same id.
+            let (_, doc) = crate::fetch::convert(doc);
+            fetched.docs.insert((hit.shard, hit.id.clone()), doc);
         }
         gathered.timed_out |= fetched.timed_out;
         gathered.failures.append(&mut fetched.failures);
@@ -309,10 +310,16 @@ impl Root {
         gathered.failed_shards.sort_unstable();
         gathered.failed_shards.dedup();
         for (shard, generation) in fetched.generations.drain(..) {
-            self.stats.observe_generation(shard, generation);
-            self.table.observe(shard, generation);
+            self.observe_generation(shard, generation);
         }
         Ok(fetched)
+    }
+
+    /// Notes that a replica of `shard` answered at `generation`: statistics gathered at
+    /// another generation (cache, table) are set aside.
+    fn observe_generation(&self, shard: usize, generation: u64) {
+        self.stats.observe_generation(shard, generation);
+        self.table.observe(shard, generation);
     }
 
     /// Collects the shards' ranked lists and failures; a rejected query fails the request.
@@ -326,14 +333,13 @@ impl Root {
             match outcome.result {
                 Ok(answer) => {
                     let resp = answer.value;
-                    self.stats
-                        .observe_generation(outcome.shard, resp.generation);
-                    self.table.observe(outcome.shard, resp.generation);
+                    self.observe_generation(outcome.shard, resp.generation);
                     g.total_hits += resp.total_hits;
                     if g.docs.len() <= outcome.shard {
                         g.docs.resize_with(outcome.shard + 1, Default::default);
                     }
-                    g.docs[outcome.shard].extend(resp.docs.into_iter().map(|d| (d.id.clone(), d)));
+                    let docs = resp.docs.into_iter();
+                    g.docs[outcome.shard].extend(docs.map(|mut d| (std::mem::take(&mut d.id), d)));
                     g.lists.push(
                         resp.hits
                             .into_iter()

@@ -285,8 +285,11 @@ impl StatsTable {
             .expect("slot")
             .table
             .clone()?;
-        let mut searchable = group.replicas.iter().filter(|r| r.is_up() && !r.is_stale());
-        let agree = searchable.all(|r| r.generation() == table.generation);
+        let agree = group
+            .replicas
+            .iter()
+            .filter_map(|r| r.searchable_generation())
+            .all(|g| g == table.generation);
         agree.then_some(table)
     }
 
@@ -369,12 +372,10 @@ impl StatsTable {
 
     /// The replica to download shard `group`'s dictionary from, if a download is due.
     fn due(&self, group: &ShardGroup) -> Option<Arc<crate::cluster_client::Replica>> {
-        let replica = group
+        let (replica, generation) = group
             .replicas
             .iter()
-            .find(|r| r.is_up() && !r.is_stale())?
-            .clone();
-        let generation = replica.generation();
+            .find_map(|r| Some((r.clone(), r.searchable_generation()?)))?;
         let mut slot = self.slots[group.shard].lock().expect("slot");
         let still = slot.seen.replace(generation) == Some(generation);
         let have = slot
