@@ -14,6 +14,8 @@ use scatter_proto::v1::{
     TermStatsResponse,
 };
 use scatter_proto::Leaf;
+use tokio::sync::mpsc::Sender;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -87,6 +89,20 @@ impl LeafService {
         }
         r
     }
+}
+
+/// A response stream fed from the blocking pool: `produce` sends items through the channel
+/// it is given; the error it returns, if any, ends the stream.
+fn blocking_stream<T: Send + 'static>(
+    produce: impl FnOnce(&Sender<Result<T, Status>>) -> Result<(), Status> + Send + 'static,
+) -> ReceiverStream<Result<T, Status>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        if let Err(status) = produce(&tx) {
+            let _ = tx.blocking_send(Err(status));
+        }
+    });
+    ReceiverStream::new(rx)
 }
 
 /// The gRPC status of a failed shard operation.
@@ -261,8 +277,7 @@ impl Leaf for LeafService {
         r
     }
 
-    type TermDictionaryStream =
-        tokio_stream::wrappers::ReceiverStream<Result<TermDictionaryChunk, Status>>;
+    type TermDictionaryStream = ReceiverStream<Result<TermDictionaryChunk, Status>>;
 
     async fn term_dictionary(
         &self,
@@ -270,19 +285,12 @@ impl Leaf for LeafService {
     ) -> Result<Response<Self::TermDictionaryStream>, Status> {
         let shard = self.shard.shard();
         let max_terms = request.into_inner().max_terms;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            let sent = crate::dictionary::stream(&shard, max_terms, |chunk| {
+        Ok(Response::new(blocking_stream(move |tx| {
+            crate::dictionary::stream(&shard, max_terms, |chunk| {
                 tx.blocking_send(Ok(chunk)).is_ok()
-            });
-            if let Err(status) = sent {
-                tracing::info!("term dictionary not sent: {}", status.message());
-                let _ = tx.blocking_send(Err(status));
-            }
-        });
-        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
-            rx,
-        )))
+            })
+            .inspect_err(|s| tracing::info!("term dictionary not sent: {}", s.message()))
+        })))
     }
 
     async fn ingest(
@@ -312,7 +320,7 @@ impl Leaf for LeafService {
         r
     }
 
-    type SnapshotStream = tokio_stream::wrappers::ReceiverStream<Result<SnapshotChunk, Status>>;
+    type SnapshotStream = ReceiverStream<Result<SnapshotChunk, Status>>;
 
     async fn snapshot(
         &self,
@@ -320,17 +328,14 @@ impl Leaf for LeafService {
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let shard = self.shard.shard();
         let have = request.into_inner().have;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            let sent = Snapshot::take(&shard).and_then(|s| s.stream(&have, &tx));
-            if let Err(e) = sent {
-                tracing::warn!("snapshot failed: {e:#}");
-                let _ = tx.blocking_send(Err(Status::internal(format!("snapshot: {e:#}"))));
-            }
-        });
-        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
-            rx,
-        )))
+        Ok(Response::new(blocking_stream(move |tx| {
+            Snapshot::take(&shard)
+                .and_then(|s| s.stream(&have, tx))
+                .map_err(|e| {
+                    tracing::warn!("snapshot failed: {e:#}");
+                    Status::internal(format!("snapshot: {e:#}"))
+                })
+        })))
     }
 
     async fn repair(
