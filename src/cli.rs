@@ -49,17 +49,24 @@ struct LeafArgs {
     /// TOML file of settings (keys: these flags' long names); flags and env vars win.
     #[arg(long, env = "SCATTER_CONFIG")]
     config: Option<PathBuf>,
-    /// Shard directory (DIR/shard-K of `scatter index build`).
-    #[arg(long, env = "SCATTER_LEAF_INDEX")]
-    index: PathBuf,
+    /// Shard directory (DIR/shard-K of `scatter index build`); repeat it to serve several
+    /// shards from one node (env: comma-separated).
+    #[arg(
+        long,
+        env = "SCATTER_LEAF_INDEX",
+        required = true,
+        value_delimiter = ','
+    )]
+    index: Vec<PathBuf>,
     /// Address to listen on (port 0: any free port; the bound address is printed).
     #[arg(long, env = "SCATTER_LEAF_LISTEN", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
     /// Serve Prometheus metrics over HTTP at this address (`/metrics`).
     #[arg(long, env = "SCATTER_LEAF_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
-    /// If --index holds no shard: create an empty one (needs --shard-id and --num-shards).
-    /// A new replica of a shard with data is then repaired from a peer by the root.
+    /// If --index holds no shard: create an empty one (needs --shard-id and --num-shards;
+    /// with several --index, each directory's name `shard-K` gives its shard id). A new
+    /// replica of a shard with data is then repaired from a peer by the root.
     #[arg(long, env = "SCATTER_LEAF_CREATE")]
     create: bool,
     /// Shard number of a shard created with --create.
@@ -423,19 +430,21 @@ async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
 }
 
 async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
-    let mut config = LeafConfig::new(args.index.clone(), args.listen);
+    let mut config = LeafConfig::new(args.index[0].clone(), args.listen);
+    config.indexes = args.index.clone();
     config.faults = args.faults.settings();
     config.metrics_listen = args.metrics_listen;
     config.create = args.create_meta()?;
     let bound = BoundLeaf::bind(&config).await?;
-    let shard = bound.shard();
-    let meta = shard.meta();
+    let node = bound.node();
+    let shard = node.any();
+    let dirs: Vec<String> = args.index.iter().map(|p| p.display().to_string()).collect();
     println!(
-        "listening on {} (shard {} of {}, {})",
+        "listening on {} (shards {:?} of {}, {})",
         bound.local_addr(),
-        meta.shard,
-        meta.num_shards,
-        args.index.display()
+        node.ids(),
+        shard.meta().num_shards,
+        dirs.join(", ")
     );
     bound.serve(shutdown_signal()).await
 }

@@ -229,7 +229,11 @@ async fn a_replica_down_during_ingest_is_repaired_from_its_peer() {
     }
     let info = |addr: String| async move {
         let mut client = LeafClient::connect(format!("http://{addr}")).await.unwrap();
-        client.info(InfoRequest {}).await.unwrap().into_inner()
+        client
+            .info(InfoRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
     };
     let (ia, ib) = (info(a.clone()).await, info(b.clone()).await);
     assert_eq!(

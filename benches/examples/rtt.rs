@@ -38,12 +38,13 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_millis(gap)).await;
         }
         let t = Instant::now();
-        client.info(InfoRequest {}).await?;
+        client.info(InfoRequest::default()).await?;
         info.push(t.elapsed().as_secs_f64() * 1e6);
         let t = Instant::now();
         client
             .term_stats(TermStatsRequest {
                 query: "what is the definition of cattle".into(),
+                ..Default::default()
             })
             .await?;
         stats.push(t.elapsed().as_secs_f64() * 1e6);
@@ -53,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
             async move {
                 c.term_stats(TermStatsRequest {
                     query: "cattle".into(),
+                    ..Default::default()
                 })
                 .await
             }

@@ -3,6 +3,7 @@
 //! shard ([`routing`]), the cluster manifest ([`manifest`]) and query parsing ([`query`]).
 
 pub mod document;
+pub mod limits;
 pub mod manifest;
 pub mod query;
 pub mod random;

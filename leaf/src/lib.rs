@@ -1,4 +1,4 @@
-//! Scatter leaf: serves one shard (a tantivy index on disk) over gRPC.
+//! Scatter leaf: a node serving one or more shards (tantivy indexes on disk) over gRPC.
 //!
 //! - [`shard`]: the index, its reader and the search / fetch / statistics operations;
 //! - [`stats`]: BM25 statistics handed in by the root (global) as a tantivy provider;
@@ -7,14 +7,16 @@
 //! - [`faults`]: fault injection (delays, errors), a testing aid;
 //! - [`writer`]: live ingest, group commit, durable before acknowledged;
 //! - [`live`]: the shard served now, its writer, and swapping in a repaired copy;
+//! - [`node`]: the shards one node serves, and node-level answers merged from theirs;
 //! - [`snapshot`] / [`repair`]: streaming a commit's files to a replica that missed writes;
-//! - [`service`]: the `scatter.v1.Leaf` gRPC service around a [`shard::Shard`];
+//! - [`service`]: the `scatter.v1.Leaf` gRPC service around a node's shards;
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
 pub mod dictionary;
 pub mod faults;
 pub mod ids;
 pub mod live;
+pub mod node;
 pub mod repair;
 pub mod server;
 pub mod service;

@@ -29,7 +29,10 @@ pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Rep
         .await
         .with_context(|| format!("connecting to {}", req.source))?
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let theirs = client.info(InfoRequest {}).await?.into_inner();
+    let theirs = client
+        .info(InfoRequest { shard: req.shard })
+        .await?
+        .into_inner();
     let mine = live.shard().info();
     anyhow::ensure!(
         (
@@ -47,7 +50,10 @@ pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Rep
         mine.schema_fingerprint
     );
     let mut stream = client
-        .snapshot(SnapshotRequest { have })
+        .snapshot(SnapshotRequest {
+            have,
+            shard: req.shard,
+        })
         .await
         .with_context(|| format!("snapshot from {}", req.source))?
         .into_inner();

@@ -17,24 +17,24 @@ use scatter_core::ShardMeta;
 
 use crate::faults::Faults;
 use crate::live::LiveShard;
+use crate::node::ShardSet;
 use crate::service::LeafService;
 use crate::shard::Shard;
 
-/// Largest gRPC message a leaf accepts or sends.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+pub use scatter_core::limits::MAX_MESSAGE_BYTES;
 
-/// How to run a leaf.
+/// How to run a leaf node.
 #[derive(Debug, Clone)]
 pub struct LeafConfig {
-    /// Shard directory (`DIR/shard-K` of a build).
-    pub index: PathBuf,
+    /// Shard directories (`DIR/shard-K` of a build): the shards this node serves.
+    pub indexes: Vec<PathBuf>,
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
     /// Injected faults (none by default).
     pub faults: FaultSettings,
     /// Where to serve `/metrics` (Prometheus text) over HTTP, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
-    /// When `index` holds no shard yet: create an empty one with this identity (a new
+    /// When an index directory holds no shard yet: create an empty one with this identity (a new
     /// replica that a root then repairs from a peer, or the first replicas of an empty
     /// cluster filled through live ingest).
     pub create: Option<ShardMeta>,
@@ -44,7 +44,7 @@ impl LeafConfig {
     /// A leaf serving the shard in `index` on `listen`, without faults or metrics listener.
     pub fn new(index: PathBuf, listen: SocketAddr) -> Self {
         LeafConfig {
-            index,
+            indexes: vec![index],
             listen,
             faults: FaultSettings::default(),
             metrics_listen: None,
@@ -57,16 +57,16 @@ impl LeafConfig {
 pub struct BoundLeaf {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
-    shard: Arc<LiveShard>,
+    node: Arc<ShardSet>,
     faults: Arc<Faults>,
 }
 
 impl BoundLeaf {
-    /// Opens the shard and binds the listener.
+    /// Opens the shards and binds the listener.
     pub async fn bind(config: &LeafConfig) -> anyhow::Result<Self> {
-        let (path, create) = (config.index.clone(), config.create.clone());
-        let shard =
-            tokio::task::spawn_blocking(move || open_or_create(&path, create.as_ref())).await??;
+        let (paths, create) = (config.indexes.clone(), config.create.clone());
+        let node =
+            tokio::task::spawn_blocking(move || ShardSet::open(&paths, create.as_ref())).await??;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -83,7 +83,7 @@ impl BoundLeaf {
         Ok(BoundLeaf {
             listener,
             metrics_listener,
-            shard: Arc::new(shard),
+            node: Arc::new(node),
             faults: Arc::new(Faults::new(f.delay_ms, f.delay_rate, f.error_rate)),
         })
     }
@@ -93,16 +93,16 @@ impl BoundLeaf {
         self.listener.local_addr().expect("bound listener")
     }
 
-    /// The shard served now.
-    pub fn shard(&self) -> Arc<Shard> {
-        self.shard.shard()
+    /// The shards served.
+    pub fn node(&self) -> Arc<ShardSet> {
+        self.node.clone()
     }
 
     /// Serves until `shutdown` completes, then drains in-flight calls.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<LeafServer<LeafService>>().await;
-        let leaf = LeafServer::new(LeafService::new(self.shard.clone(), self.faults.clone()))
+        let leaf = LeafServer::new(LeafService::new(self.node.clone(), self.faults.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
@@ -128,7 +128,10 @@ impl BoundLeaf {
 
 /// Opens the shard in `path`, creating an empty one first when there is none and `create`
 /// says which.
-fn open_or_create(path: &std::path::Path, create: Option<&ShardMeta>) -> anyhow::Result<LiveShard> {
+pub fn open_or_create(
+    path: &std::path::Path,
+    create: Option<&ShardMeta>,
+) -> anyhow::Result<LiveShard> {
     let exists = path.join(scatter_core::manifest::SHARD_META_FILE).exists()
         || crate::live::old_dir(path).exists();
     match create {
@@ -140,7 +143,7 @@ fn open_or_create(path: &std::path::Path, create: Option<&ShardMeta>) -> anyhow:
     }
 }
 
-/// Opens the shard, binds and serves until `shutdown`.
+/// Opens the shards, binds and serves until `shutdown`.
 pub async fn serve(
     config: LeafConfig,
     shutdown: impl Future<Output = ()> + Send,

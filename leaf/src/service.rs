@@ -1,17 +1,19 @@
-//! The `scatter.v1.Leaf` gRPC service: each data call takes its injected fault (if any),
-//! checks its deadline, and runs its tantivy work on the blocking pool, off the async threads.
+//! The `scatter.v1.Leaf` gRPC service of a node: each data call takes its injected fault (if
+//! any), checks its deadline, and runs its tantivy work on the blocking pool, off the async
+//! threads, over the shards it names (in parallel, as many at once as there are cores).
 //! Work whose caller has gone away (cancelled call) or whose deadline has passed while it
 //! waited for a blocking thread is skipped instead of computed for nobody.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scatter_proto::v1::{
     FaultSettings, FetchRequest, FetchResponse, InfoRequest, InfoResponse, IngestRequest,
-    IngestResponse, RepairRequest, RepairResponse, SearchRequest, SearchResponse, SnapshotChunk,
-    SnapshotRequest, TermDictionaryChunk, TermDictionaryRequest, TermStatsRequest,
-    TermStatsResponse,
+    IngestResponse, RepairRequest, RepairResponse, SearchRequest, SearchResponse, ShardStatus,
+    ShardTermStats, SnapshotChunk, SnapshotRequest, TermDictionaryChunk, TermDictionaryRequest,
+    TermStatsRequest, TermStatsResponse,
 };
 use scatter_proto::Leaf;
 use tokio::sync::mpsc::Sender;
@@ -20,29 +22,42 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::faults::{Fault, Faults};
-use crate::live::LiveShard;
+use crate::node::{failed_status, merge_search, ShardSet};
 use crate::shard::{Shard, ShardError};
 use crate::snapshot::Snapshot;
 
-/// Most ids one `Fetch` call may ask for.
-pub const MAX_FETCH_IDS: usize = 10_000;
+pub use scatter_core::limits::MAX_FETCH_IDS;
 
-/// gRPC front of one shard.
+/// Per shard of a node-level call: the shard id and its answer.
+type PerShard<T> = Vec<(u32, Result<T, ShardError>)>;
+
+/// gRPC front of a node's shards.
 #[derive(Clone)]
 pub struct LeafService {
-    shard: Arc<LiveShard>,
+    node: Arc<ShardSet>,
     faults: Arc<Faults>,
-    metrics: Arc<CallMetrics>,
+    metrics: Arc<HashMap<u32, CallMetrics>>,
+    parallelism: usize,
 }
 
 impl LeafService {
-    /// Serves `shard`, with `faults` injected into data calls.
-    pub fn new(shard: Arc<LiveShard>, faults: Arc<Faults>) -> Self {
-        let metrics = Arc::new(CallMetrics::new(shard.shard().meta().shard));
+    /// Serves the shards of `node`, with `faults` injected into data calls.
+    pub fn new(node: Arc<ShardSet>, faults: Arc<Faults>) -> Self {
+        let metrics = node.ids().into_iter().map(|id| (id, CallMetrics::new(id)));
         LeafService {
-            shard,
+            metrics: Arc::new(metrics.collect()),
+            node,
             faults,
-            metrics,
+            parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+
+    /// Counts one call of method `m` on each shard it covered.
+    fn observe<T>(&self, m: usize, shards: &[u32], start: Instant, r: &Result<T, Status>) {
+        for id in shards {
+            if let Some(metrics) = self.metrics.get(id) {
+                metrics.observe(m, start, r);
+            }
         }
     }
 
@@ -56,12 +71,15 @@ impl LeafService {
         Ok(())
     }
 
-    /// Runs one data call: fault, deadline, then `work` on the blocking pool.
-    async fn data_call<T: Send + 'static>(
+    /// Runs one data call over `targets`: fault, deadline, then `work` on the blocking pool
+    /// for each shard, the shards split into at most one task per core. A shard this node
+    /// does not serve gets an error of its own; the others still answer.
+    async fn shards_call<T: Send + 'static>(
         &self,
         deadline: Option<Instant>,
-        work: impl FnOnce(&Shard) -> Result<T, ShardError> + Send + 'static,
-    ) -> Result<Response<T>, Status> {
+        targets: Vec<(u32, Option<Arc<Shard>>)>,
+        work: impl Fn(&Shard) -> Result<T, ShardError> + Send + Sync + 'static,
+    ) -> Result<PerShard<T>, Status> {
         self.fault().await?;
         let expired = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
         if expired(deadline) {
@@ -72,22 +90,60 @@ impl LeafService {
         // Set when this future is dropped: the caller cancelled or went away.
         let gone = Arc::new(AtomicBool::new(false));
         let _guard = SetOnDrop(gone.clone());
-        let shard = self.shard.shard();
-        let task = tokio::task::spawn_blocking(move || {
-            if gone.load(Ordering::Relaxed) || expired(deadline) {
-                return Err(ShardError::Skipped);
+        let work = Arc::new(work);
+        let per_task = targets.len().div_ceil(self.parallelism).max(1);
+        let mut targets = targets.into_iter();
+        let mut tasks = Vec::new();
+        loop {
+            let chunk: Vec<_> = targets.by_ref().take(per_task).collect();
+            if chunk.is_empty() {
+                break;
             }
-            work(&shard)
-        });
-        let r = match task.await {
-            Ok(Ok(v)) => Ok(Response::new(v)),
-            Ok(Err(e)) => Err(status_of(e)),
-            Err(join) => Err(Status::internal(format!("leaf task failed: {join}"))),
-        };
-        if let Err(s) = &r {
-            tracing::info!(code = ?s.code(), "call failed: {}", s.message());
+            let (gone, work) = (gone.clone(), work.clone());
+            tasks.push(tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|(id, shard)| {
+                        let r = match shard {
+                            _ if gone.load(Ordering::Relaxed) || expired(deadline) => {
+                                Err(ShardError::Skipped)
+                            }
+                            Some(shard) => work(&shard),
+                            None => Err(ShardError::NotServed(id)),
+                        };
+                        (id, r)
+                    })
+                    .collect::<Vec<_>>()
+            }));
         }
-        r
+        let mut out = Vec::new();
+        for task in tasks {
+            match task.await {
+                Ok(mut part) => out.append(&mut part),
+                Err(join) => return Err(Status::internal(format!("leaf task failed: {join}"))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The call's result when every shard failed alike: a bad request or a passed deadline is
+/// the call's failure, not a per-shard one.
+fn whole_call_error<T>(parts: &PerShard<T>) -> Option<Status> {
+    let mut errors = parts.iter().map(|(_, r)| r.as_ref().err());
+    match errors.next().flatten()? {
+        ShardError::InvalidArgument(m) => Some(Status::invalid_argument(m.clone())),
+        ShardError::Skipped if errors.all(|e| matches!(e, Some(ShardError::Skipped))) => {
+            Some(Status::deadline_exceeded("deadline passed"))
+        }
+        _ => None,
+    }
+}
+
+/// Logs a failed call.
+fn log_failure<T>(r: &Result<T, Status>) {
+    if let Err(s) = r {
+        tracing::info!(code = ?s.code(), "call failed: {}", s.message());
     }
 }
 
@@ -204,12 +260,14 @@ impl CallMetrics {
 
 #[tonic::async_trait]
 impl Leaf for LeafService {
-    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        let shard = self.shard.shard();
+    async fn info(&self, request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let shard = self.node.get(request.into_inner().shard)?.shard();
+        let node_shards = self.node.ids();
         match tokio::task::spawn_blocking(move || shard.info()).await {
-            Ok(info) => {
+            Ok(mut info) => {
                 metrics::gauge!("scatter_leaf_docs", "shard" => info.shard_id.to_string())
                     .set(info.num_docs as f64);
+                info.node_shards = node_shards;
                 Ok(Response::new(info))
             }
             Err(e) => Err(Status::internal(format!("leaf task failed: {e}"))),
@@ -222,15 +280,31 @@ impl Leaf for LeafService {
     ) -> Result<Response<SearchResponse>, Status> {
         let start = Instant::now();
         let span = call_span("search", &request);
+        let deadline = deadline_of(&request);
+        let req = request.into_inner();
+        let targets = self.node.select(&req.shards);
+        let ids: Vec<u32> = targets.iter().map(|(id, _)| *id).collect();
         let r = async {
-            let deadline = deadline_of(&request);
-            let req = request.into_inner();
-            self.data_call(deadline, move |shard| shard.search(&req))
-                .await
+            let window = req.k as usize + req.offset as usize;
+            // Parsed once for every shard (they share the schema), on this thread.
+            let query: Arc<dyn tantivy::query::Query> =
+                Arc::from(self.node.any().parse(&req.query).map_err(status_of)?);
+            let parts = self
+                .shards_call(deadline, targets, move |shard| {
+                    shard.search_query(&req, &*query)
+                })
+                .await?;
+            if let Some(status) = whole_call_error(&parts) {
+                return Err(status);
+            }
+            merge_search(parts, window)
+                .map(Response::new)
+                .map_err(status_of)
         }
         .instrument(span)
         .await;
-        self.metrics.observe(0, start, &r);
+        log_failure(&r);
+        self.observe(0, &ids, start, &r);
         r
     }
 
@@ -240,21 +314,48 @@ impl Leaf for LeafService {
     ) -> Result<Response<FetchResponse>, Status> {
         let start = Instant::now();
         let span = call_span("fetch", &request);
+        let deadline = deadline_of(&request);
+        let req = request.into_inner();
+        let by_shard = fetch_targets(&self.node, &req)?;
+        let ids: Vec<u32> = by_shard.iter().map(|(id, ..)| *id).collect();
         let r = async {
-            let deadline = deadline_of(&request);
-            let req = request.into_inner();
-            if req.ids.len() > MAX_FETCH_IDS {
-                return Err(Status::invalid_argument(format!(
-                    "{} ids asked; at most {MAX_FETCH_IDS} per call",
-                    req.ids.len()
-                )));
+            let targets = by_shard
+                .iter()
+                .map(|(id, shard, _)| (*id, shard.clone()))
+                .collect();
+            let asked: HashMap<u32, FetchRequest> = by_shard
+                .into_iter()
+                .map(|(id, _, ids)| (id, FetchRequest { ids, ..req.clone() }))
+                .collect();
+            let parts = self
+                .shards_call(deadline, targets, move |shard| {
+                    shard.fetch(&asked[&shard.meta().shard])
+                })
+                .await?;
+            if let Some(status) = whole_call_error(&parts) {
+                return Err(status);
             }
-            self.data_call(deadline, move |shard| shard.fetch(&req))
-                .await
+            let mut out = FetchResponse::default();
+            for (id, part) in parts {
+                match part {
+                    Ok(mut r) => {
+                        out.generation = r.generation;
+                        out.docs.append(&mut r.docs);
+                        out.shards.push(ShardStatus {
+                            shard: id,
+                            generation: r.generation,
+                            ..Default::default()
+                        });
+                    }
+                    Err(e) => out.shards.push(failed_status(id, &e)),
+                }
+            }
+            Ok(Response::new(out))
         }
         .instrument(span)
         .await;
-        self.metrics.observe(1, start, &r);
+        log_failure(&r);
+        self.observe(1, &ids, start, &r);
         r
     }
 
@@ -263,17 +364,40 @@ impl Leaf for LeafService {
         request: Request<TermStatsRequest>,
     ) -> Result<Response<TermStatsResponse>, Status> {
         let start = Instant::now();
+        let req = request.into_inner();
+        let targets = self.node.select(&req.shards);
+        let ids: Vec<u32> = targets.iter().map(|(id, _)| *id).collect();
         let r = async {
             // Term statistics are dictionary lookups, cheaper than a hop to the blocking pool:
-            // answered on the async thread (after any injected fault).
+            // answered on the async thread (after any injected fault), the query parsed once.
             self.fault().await?;
-            match self.shard.shard().term_stats(&request.into_inner().query) {
-                Ok(v) => Ok(Response::new(v)),
-                Err(e) => Err(status_of(e)),
+            let query = self.node.any().parse(&req.query).map_err(status_of)?;
+            let mut out = TermStatsResponse::default();
+            for (id, shard) in targets {
+                let r = shard.ok_or(ShardError::NotServed(id));
+                match r.and_then(|s| s.term_stats_query(&*query)) {
+                    Ok((stats, generation)) => {
+                        if out.stats.is_none() {
+                            (out.stats, out.generation) = (Some(stats.clone()), generation);
+                        }
+                        out.shards.push(ShardTermStats {
+                            shard: id,
+                            stats: Some(stats),
+                            generation,
+                            error: String::new(),
+                        });
+                    }
+                    Err(e) => out.shards.push(ShardTermStats {
+                        shard: id,
+                        error: e.to_string(),
+                        ..Default::default()
+                    }),
+                }
             }
+            Ok(Response::new(out))
         }
         .await;
-        self.metrics.observe(2, start, &r);
+        self.observe(2, &ids, start, &r);
         r
     }
 
@@ -283,8 +407,9 @@ impl Leaf for LeafService {
         &self,
         request: Request<TermDictionaryRequest>,
     ) -> Result<Response<Self::TermDictionaryStream>, Status> {
-        let shard = self.shard.shard();
-        let max_terms = request.into_inner().max_terms;
+        let req = request.into_inner();
+        let shard = self.node.get(req.shard)?.shard();
+        let max_terms = req.max_terms;
         Ok(Response::new(blocking_stream(move |tx| {
             crate::dictionary::stream(&shard, max_terms, |chunk| {
                 tx.blocking_send(Ok(chunk)).is_ok()
@@ -300,9 +425,10 @@ impl Leaf for LeafService {
         let start = Instant::now();
         let span = call_span("ingest", &request);
         let req = request.into_inner();
+        let live = self.node.get(req.shard)?;
+        let id = live.shard().meta().shard;
         let (upserts, deletes) = (req.upserts.len(), req.deletes.len());
-        let r = self
-            .shard
+        let r = live
             .ingest(req)
             .instrument(span.clone())
             .await
@@ -311,12 +437,12 @@ impl Leaf for LeafService {
         if let Err(s) = &r {
             span.in_scope(|| tracing::warn!("ingest failed: {}", s.message()));
         }
-        if let Ok(resp) = &r {
+        if let (Ok(resp), Some(metrics)) = (&r, self.metrics.get(&id)) {
             let refused = resp.get_ref().errors.len();
-            self.metrics.upserted.increment((upserts - refused) as u64);
-            self.metrics.deleted.increment(deletes as u64);
+            metrics.upserted.increment((upserts - refused) as u64);
+            metrics.deleted.increment(deletes as u64);
         }
-        self.metrics.observe(3, start, &r);
+        self.observe(3, &[id], start, &r);
         r
     }
 
@@ -326,8 +452,9 @@ impl Leaf for LeafService {
         &self,
         request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        let shard = self.shard.shard();
-        let have = request.into_inner().have;
+        let req = request.into_inner();
+        let shard = self.node.get(req.shard)?.shard();
+        let have = req.have;
         Ok(Response::new(blocking_stream(move |tx| {
             Snapshot::take(&shard)
                 .and_then(|s| s.stream(&have, tx))
@@ -343,8 +470,9 @@ impl Leaf for LeafService {
         request: Request<RepairRequest>,
     ) -> Result<Response<RepairResponse>, Status> {
         let req = request.into_inner();
-        tracing::warn!(source = %req.source, swap = req.swap, "repairing from a peer");
-        match crate::repair::repair(&self.shard, &req).await {
+        let live = self.node.get(req.shard)?;
+        tracing::warn!(source = %req.source, swap = req.swap, shard = ?req.shard, "repairing from a peer");
+        match crate::repair::repair(live, &req).await {
             Ok(resp) => Ok(Response::new(resp)),
             Err(e) => Err(Status::unavailable(format!("repair failed: {e:#}"))),
         }
@@ -358,4 +486,37 @@ impl Leaf for LeafService {
         tracing::warn!(?settings, "fault injection settings");
         Ok(Response::new(settings))
     }
+}
+
+/// A shard's part of a fetch: its id, the shard if served here, its ids.
+type FetchTarget = (u32, Option<Arc<Shard>>, Vec<String>);
+
+/// A fetch's ids grouped by shard.
+fn fetch_targets(node: &ShardSet, req: &FetchRequest) -> Result<Vec<FetchTarget>, Status> {
+    if req.ids.len() > MAX_FETCH_IDS {
+        return Err(Status::invalid_argument(format!(
+            "{} ids asked; at most {MAX_FETCH_IDS} per call",
+            req.ids.len()
+        )));
+    }
+    if req.id_shards.is_empty() {
+        let shard = node.get(None)?.shard();
+        return Ok(vec![(shard.meta().shard, Some(shard), req.ids.clone())]);
+    }
+    if req.id_shards.len() != req.ids.len() {
+        return Err(Status::invalid_argument(
+            "id_shards must give one shard per id",
+        ));
+    }
+    let mut by_shard: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for (id, shard) in req.ids.iter().zip(&req.id_shards) {
+        by_shard.entry(*shard).or_default().push(id.clone());
+    }
+    Ok(by_shard
+        .into_iter()
+        .map(|(shard, ids)| {
+            let open = node.select(&[shard]).pop().and_then(|(_, s)| s);
+            (shard, open, ids)
+        })
+        .collect())
 }

@@ -29,8 +29,7 @@ use crate::ties::TiedIds;
 /// Snippet length when a request gives none.
 pub const DEFAULT_SNIPPET_CHARS: usize = 150;
 
-/// Largest `k + offset` a leaf accepts (the root enforces the same window).
-pub const MAX_WINDOW: u64 = 10_000;
+pub use scatter_core::limits::MAX_WINDOW;
 
 /// Why a shard operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +43,9 @@ pub enum ShardError {
     /// Not done: the caller went away or its deadline passed before the work started.
     #[error("skipped: the caller is gone or its deadline passed")]
     Skipped,
+    /// A node-level call named a shard this node does not serve.
+    #[error("shard {0} is not served by this node")]
+    NotServed(u32),
 }
 
 impl From<QueryError> for ShardError {
@@ -166,40 +168,47 @@ impl Shard {
             routing_json: serde_json::to_string(&self.meta.routing).unwrap_or_default(),
             ops: self.ops(),
             num_segments: searcher.segment_readers().len() as u32,
+            node_shards: vec![self.meta.shard],
         }
+    }
+
+    /// Parses `text` with the shard's schema (every shard of a cluster reads it alike).
+    pub fn parse(&self, text: &str) -> Result<Box<dyn tantivy::query::Query>, ShardError> {
+        Ok(self.parser.parse(text)?)
     }
 
     /// Ranked search: hits sorted by score descending, ties by external id ascending.
     /// Scores with the request's global statistics when given, else with local ones.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse, ShardError> {
+        check_window(req)?;
+        let query = self.parse(&req.query)?;
+        self.search_query(req, &*query)
+    }
+
+    /// [`Shard::search`] with the request's query already parsed (a node parses once for
+    /// all its shards).
+    pub fn search_query(
+        &self,
+        req: &SearchRequest,
+        query: &dyn tantivy::query::Query,
+    ) -> Result<SearchResponse, ShardError> {
         let start = std::time::Instant::now();
-        let window = u64::from(req.k) + u64::from(req.offset);
-        if window > MAX_WINDOW {
-            return Err(ShardError::InvalidArgument(format!(
-                "k + offset = {window} exceeds {MAX_WINDOW}"
-            )));
-        }
-        let query = self.parser.parse(&req.query)?;
+        let window = check_window(req)?;
         let searcher = self.searcher();
         let provider = req
             .stats
             .as_ref()
             .map(|s| GlobalStatsProvider::new(s, &self.schema));
-        let window = window as usize;
         let scoring = ScoringWith(provider.as_ref());
-        let count = !req.skip_total_count;
-        let (total_hits, hits) = if window == 0 {
-            let total = if count {
-                searcher.search(&*query, &Count)? as u64
-            } else {
-                0
-            };
-            (total, Vec::new())
+        let counting = Counting::of(req);
+        let (total_hits, exact, hits) = if window == 0 {
+            let (total, exact) = counting.count(&searcher, query, 0)?;
+            (total, exact, Vec::new())
         } else {
-            let (total, mut hits) =
-                self.top_by_score(&searcher, &*query, window, scoring, count)?;
+            let (total, exact, mut hits) =
+                self.top_by_score(&searcher, query, window, scoring, counting)?;
             hits.drain(..(req.offset as usize).min(hits.len()));
-            (total, hits)
+            (total, exact, hits)
         };
         let docs = if req.fetch && !hits.is_empty() {
             let fetch = FetchRequest {
@@ -208,6 +217,7 @@ impl Shard {
                 query: req.query.clone(),
                 stats: req.stats.clone(),
                 snippet_max_chars: req.snippet_max_chars,
+                ..Default::default()
             };
             let addrs: Vec<_> = hits.iter().map(|(_, addr)| *addr).collect();
             self.fetch_with(&searcher, &fetch, &addrs)?.docs
@@ -221,8 +231,9 @@ impl Shard {
             took_micros: start.elapsed().as_micros() as u64,
             generation: generation(&searcher),
             shard_id: self.meta.shard,
-            total_hits_exact: count,
+            total_hits_exact: exact,
             docs,
+            shards: Vec::new(),
         })
     }
 
@@ -230,23 +241,31 @@ impl Shard {
     /// by score alone, ids looked up for those only. When the hit after the cut ties with the
     /// last one kept, which tied documents make the cut depends on their ids: a second pass
     /// ([`TiedIds`]) finds the smallest ids among all documents with that score. Each hit
-    /// comes with its address when known (not for hits found by the tie pass).
+    /// comes with its address when known (not for hits found by the tie pass). Returns the
+    /// match count as [`Counting`] asks, and whether it is exact.
     fn top_by_score(
         &self,
         searcher: &Searcher,
         query: &dyn tantivy::query::Query,
         window: usize,
         scoring: ScoringWith<'_>,
-        count_all: bool,
-    ) -> Result<(u64, Vec<LocatedHit>), ShardError> {
+        counting: Counting,
+    ) -> Result<(u64, bool, Vec<LocatedHit>), ShardError> {
         let top_docs = TopDocs::with_limit(window + 1).order_by_score();
-        let (count, top) = if count_all {
-            scoring.search(searcher, query, &(Count, top_docs))?
+        let (count, exact, top) = if counting == Counting::All {
+            let (count, top) = scoring.search(searcher, query, &(Count, top_docs))?;
+            (count as u64, true, top)
         } else {
             // Without a full count the collection can skip non-competitive documents
-            // (block-max WAND); the count is then a lower bound.
+            // (block-max WAND). Fewer than `window + 1` collected: nothing was skipped, so
+            // that is the exact count; otherwise count as asked (bounded, or not at all).
             let top = scoring.search(searcher, query, &top_docs)?;
-            (top.len(), top)
+            let (count, exact) = if top.len() <= window {
+                (top.len() as u64, true)
+            } else {
+                counting.count(searcher, query, top.len() as u64)?
+            };
+            (count, exact, top)
         };
         let boundary_tie = top.len() > window && top[window].0 == top[window - 1].0;
         let by_score_then_id = |a: &(ScoredHit, _), b: &(ScoredHit, _)| {
@@ -255,7 +274,7 @@ impl Shard {
         if !boundary_tie {
             let mut hits = self.with_ids(searcher, &top[..top.len().min(window)])?;
             hits.sort_by(by_score_then_id);
-            return Ok((count as u64, hits));
+            return Ok((count, exact, hits));
         }
         let tied_score = top[window - 1].0;
         let above = top
@@ -274,10 +293,11 @@ impl Shard {
             let hit = ScoredHit {
                 id,
                 score: tied_score,
+                shard: self.meta.shard,
             };
             (hit, None)
         }));
-        Ok((count as u64, hits))
+        Ok((count, exact, hits))
     }
 
     /// External ids of scored documents, from the id fast field.
@@ -287,11 +307,12 @@ impl Shard {
         top: &[(Score, DocAddress)],
     ) -> Result<Vec<LocatedHit>, ShardError> {
         let ids = self.ids.get(searcher)?;
+        let shard = self.meta.shard;
         Ok(top
             .iter()
             .map(|&(score, addr)| {
                 let id = ids.id(addr).unwrap_or_default().to_string();
-                (ScoredHit { id, score }, Some(addr))
+                (ScoredHit { id, score, shard }, Some(addr))
             })
             .collect())
     }
@@ -331,11 +352,13 @@ impl Shard {
                 // Straight into a byte buffer (`Value`'s `Display` goes through a formatter).
                 fields_json: serde_json::to_string(&fields).unwrap_or_default(),
                 snippets,
+                shard: self.meta.shard,
             });
         }
         Ok(FetchResponse {
             docs,
             generation: generation(searcher),
+            shards: Vec::new(),
         })
     }
 
@@ -424,13 +447,98 @@ impl Shard {
 
     /// This shard's statistics for the terms of `query` (for the root to sum).
     pub fn term_stats(&self, query: &str) -> Result<TermStatsResponse, ShardError> {
-        let query = self.parser.parse(query)?;
-        let searcher = self.searcher();
+        let query = self.parse(query)?;
+        let (stats, generation) = self.term_stats_query(&*query)?;
         Ok(TermStatsResponse {
-            stats: Some(local_stats(&searcher, &*query)?),
-            generation: generation(&searcher),
+            stats: Some(stats),
+            generation,
+            shards: Vec::new(),
         })
     }
+
+    /// This shard's statistics for the terms of a parsed query, and its generation.
+    pub fn term_stats_query(
+        &self,
+        query: &dyn tantivy::query::Query,
+    ) -> Result<(scatter_proto::v1::GlobalStats, u64), ShardError> {
+        let searcher = self.searcher();
+        Ok((local_stats(&searcher, query)?, generation(&searcher)))
+    }
+}
+
+/// `k + offset` of a search, refused above [`MAX_WINDOW`].
+fn check_window(req: &SearchRequest) -> Result<usize, ShardError> {
+    let window = u64::from(req.k) + u64::from(req.offset);
+    if window > MAX_WINDOW {
+        return Err(ShardError::InvalidArgument(format!(
+            "k + offset = {window} exceeds {MAX_WINDOW}"
+        )));
+    }
+    Ok(window as usize)
+}
+
+/// How a search counts its matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counting {
+    /// Every match, in the same pass as the top-k collection (no skipping).
+    All,
+    /// Exactly up to this many, then stop: the top-k collection skips (block-max WAND).
+    UpTo(u64),
+    /// Not at all: the count is the number of documents collected (a lower bound).
+    Collected,
+}
+
+impl Counting {
+    fn of(req: &SearchRequest) -> Self {
+        match (req.skip_total_count, req.count_up_to) {
+            (true, _) => Counting::Collected,
+            (false, 0) => Counting::All,
+            (false, n) => Counting::UpTo(n),
+        }
+    }
+
+    /// The count on its own (no top-k collection), given that at least `collected`
+    /// documents match; and whether it is exact.
+    fn count(
+        self,
+        searcher: &Searcher,
+        query: &dyn tantivy::query::Query,
+        collected: u64,
+    ) -> tantivy::Result<(u64, bool)> {
+        match self {
+            Counting::All => Ok((searcher.search(query, &Count)? as u64, true)),
+            Counting::Collected => Ok((collected, false)),
+            Counting::UpTo(cap) => count_up_to(searcher, query, cap),
+        }
+    }
+}
+
+/// Counts the live matches of `query` exactly up to `cap` (without scoring), then stops;
+/// `(count, exact)`, where an inexact count is `cap`, a lower bound.
+fn count_up_to(
+    searcher: &Searcher,
+    query: &dyn tantivy::query::Query,
+    cap: u64,
+) -> tantivy::Result<(u64, bool)> {
+    let weight = query.weight(tantivy::query::EnableScoring::disabled_from_searcher(
+        searcher,
+    ))?;
+    let mut count = 0u64;
+    for segment in searcher.segment_readers() {
+        let mut docs = weight.scorer(segment, 1.0)?;
+        let alive = segment.alive_bitset();
+        let mut doc = docs.doc();
+        while doc != TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                count += 1;
+                if count >= cap {
+                    return Ok((cap, false));
+                }
+            }
+            doc = docs.advance();
+        }
+    }
+    Ok((count, true))
 }
 
 /// A hit and, when known, its document's address in the searcher it was found with.

@@ -27,9 +27,54 @@ pub struct SearchParams {
     pub snippet: Option<String>,
     /// Report per shard which replica answered, attempts, hedges and times (`profile`).
     pub profile: Option<bool>,
-    /// Count every match (default true); false lets leaves skip non-competitive documents
-    /// and makes `total_hits` a lower bound (`total_hits_relation: "gte"`).
-    pub track_total_hits: Option<bool>,
+    /// `true` (default): count every match; a number N: count exactly up to N, then report
+    /// N with `total_hits_relation: "gte"` (leaves skip non-competitive documents past N);
+    /// `false`: do not count (`total_hits` is a lower bound, `gte`).
+    pub track_total_hits: Option<TrackTotalHitsParam>,
+}
+
+/// `track_total_hits` as given: a boolean or a count, in JSON or in a query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackTotalHitsParam {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A count (negative numbers are refused by validation).
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for TrackTotalHitsParam {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TrackTotalHitsParam;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a non-negative integer")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(TrackTotalHitsParam::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(TrackTotalHitsParam::Number(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                i64::try_from(v)
+                    .map(TrackTotalHitsParam::Number)
+                    .map_err(|_| E::custom("track_total_hits is too large"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "true" => Ok(TrackTotalHitsParam::Bool(true)),
+                    "false" => Ok(TrackTotalHitsParam::Bool(false)),
+                    n => n.parse().map(TrackTotalHitsParam::Number).map_err(|_| {
+                        E::custom(format!(
+                            "track_total_hits must be true, false or a non-negative integer, got {n:?}"
+                        ))
+                    }),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A search answer.
@@ -43,7 +88,8 @@ pub struct SearchResponse {
     pub partial: bool,
     /// Matching documents over the shards that answered.
     pub total_hits: u64,
-    /// `eq`: `total_hits` is exact; `gte`: a lower bound (`track_total_hits=false`).
+    /// `eq`: `total_hits` is exact; `gte`: a lower bound (`track_total_hits=false`, or a
+    /// number that the count reached).
     pub total_hits_relation: &'static str,
     /// Coverage.
     pub shards: ShardsReport,

@@ -1,13 +1,16 @@
-//! Replica choice: power of two choices over a peak-EWMA latency estimate times outstanding
-//! requests, as in Finagle and tower's `balance::p2c` with `PeakEwma` (hand-rolled here because
-//! the root tries replicas in an order — first choice, failover, hedge — rather than sending
-//! through one balanced service).
+//! Replica choice: power of two choices over each node's load (a peak-EWMA latency estimate
+//! that decays on read, as tower's `load::PeakEwma`, times outstanding calls), as in Finagle
+//! and tower's `balance::p2c`. The ranking is hand-rolled because the root tries replicas in an order —
+//! first choice, failover, hedge — rather than sending through one balanced service.
 
 use scatter_core::random::SharedRng;
 use std::time::{Duration, Instant};
 
-/// Latency estimate that jumps up to any slower observation at once and decays toward faster
-/// ones with time constant `decay`.
+/// Latency estimate as tower's `load::PeakEwma` keeps it: it jumps up to any slower
+/// observation at once, moves toward faster ones with time constant `decay`, and **decays
+/// on every read**, so a node that was slow once does not stay second choice until a call
+/// happens to reach it. (tower's type wraps a service and is not `Clone`; tonic clients are
+/// cloned per call, so the estimate is kept beside the channel instead.)
 #[derive(Debug, Clone, Copy)]
 pub struct PeakEwma {
     estimate_ns: f64,
@@ -15,7 +18,7 @@ pub struct PeakEwma {
     decay_ns: f64,
 }
 
-/// Estimate of a replica nothing is known about yet.
+/// Estimate of a node nothing is known about yet.
 pub const DEFAULT_RTT: Duration = Duration::from_millis(1);
 /// Decay time constant of the estimate.
 pub const DECAY: Duration = Duration::from_secs(2);
@@ -33,30 +36,48 @@ impl Default for PeakEwma {
 impl PeakEwma {
     /// Folds in one observed round trip.
     pub fn observe(&mut self, rtt: Duration) {
-        let now = Instant::now();
         let rtt = rtt.as_nanos() as f64;
-        if rtt > self.estimate_ns {
-            self.estimate_ns = rtt;
+        let decayed = self.decay();
+        self.estimate_ns = if rtt > decayed {
+            rtt
         } else {
-            let elapsed = now.saturating_duration_since(self.last).as_nanos() as f64;
-            let w = (-elapsed / self.decay_ns).exp();
-            self.estimate_ns = self.estimate_ns * w + rtt * (1.0 - w);
-        }
+            let elapsed = Instant::now().saturating_duration_since(self.last);
+            let w = (-(elapsed.as_nanos() as f64) / self.decay_ns).exp();
+            decayed * w + rtt * (1.0 - w)
+        };
+        self.last = Instant::now();
+    }
+
+    /// Decays the estimate for the time since its last update (as tower does on read).
+    fn decay(&mut self) -> f64 {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.last).as_nanos() as f64;
+        self.estimate_ns *= (-elapsed / self.decay_ns).exp();
         self.last = now;
+        self.estimate_ns
     }
 
-    /// Current estimate.
-    pub fn estimate(&self) -> Duration {
-        Duration::from_nanos(self.estimate_ns as u64)
+    /// Current estimate (decayed to now).
+    pub fn estimate(&mut self) -> Duration {
+        Duration::from_nanos(self.decay() as u64)
     }
 
-    /// Load cost with `in_flight` outstanding requests.
-    pub fn cost(&self, in_flight: usize) -> f64 {
-        self.estimate_ns * (in_flight as f64 + 1.0)
+    /// Load cost with `in_flight` outstanding requests (decayed to now).
+    pub fn cost(&mut self, in_flight: usize) -> f64 {
+        self.decay() * (in_flight as f64 + 1.0)
     }
 }
 
-static RNG: SharedRng = SharedRng::new(0x5EED);
+/// The replica-choice random source, seeded from the OS (std's `RandomState` keys) so that
+/// roots started together do not make the same choices.
+static RNG: std::sync::LazyLock<SharedRng> = std::sync::LazyLock::new(|| {
+    use std::hash::{BuildHasher, Hasher};
+    SharedRng::new(
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish(),
+    )
+});
 
 /// A cheap pseudo-random number.
 pub fn random() -> u64 {
@@ -83,17 +104,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn peak_ewma_jumps_up_and_decays_down() {
+    fn peak_ewma_jumps_up_and_decays_on_read() {
         let mut e = PeakEwma::default();
         e.observe(Duration::from_millis(100));
-        assert_eq!(e.estimate(), Duration::from_millis(100));
+        assert!(e.estimate() > Duration::from_millis(99));
+        // Ten seconds without calls: the estimate has decayed on read alone.
         e.last -= Duration::from_secs(10);
-        e.observe(Duration::from_millis(1));
         assert!(
-            e.estimate() < Duration::from_millis(3),
+            e.estimate() < Duration::from_millis(1),
             "{:?}",
             e.estimate()
         );
+        e.observe(Duration::from_millis(2));
+        assert!(e.estimate() >= Duration::from_millis(1));
         assert!(e.cost(3) > e.cost(0));
     }
 

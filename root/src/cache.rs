@@ -23,7 +23,7 @@ pub struct CacheKey {
     /// Snippet fields.
     pub snippet_fields: Vec<String>,
     /// Exact hit count asked.
-    pub track_total_hits: bool,
+    pub track_total_hits: crate::root::TrackTotalHits,
 }
 
 struct Entry {
@@ -177,7 +177,7 @@ mod tests {
             from: 0,
             scoring: "global",
             snippet_fields: vec![],
-            track_total_hits: true,
+            track_total_hits: crate::root::TrackTotalHits::All,
         }
     }
 

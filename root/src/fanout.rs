@@ -1,30 +1,45 @@
-//! The scatter: call every shard in parallel under one deadline. Within a shard (see
-//! [`call_shard`]): the first replica by power of two choices; on an error the next replica
-//! at once (failover); if no answer after the hedge delay, the next replica too (hedge, within
-//! the budget); the first good answer wins and the calls still running are cancelled. Never
-//! more than one call per replica per request; each call carries the remaining budget as its
-//! gRPC deadline.
+//! The scatter: every shard asked under one deadline, with **one call per leaf node** per
+//! round, carrying all the shards the request sends to that node (as Quickwit sends one
+//! `LeafSearchRequest` per searcher node). Replica choice, failover and hedging stay exact
+//! per shard:
+//!
+//! - the nodes are ranked once per request by power of two choices over their load; each
+//!   shard's replicas are tried in that node order (healthy ones first), so shards that share
+//!   nodes share calls;
+//! - a failed call (or a shard failing inside a call) sends each of its unanswered shards to
+//!   its next replica at once (failover), grouped by node again;
+//! - if shards are still unanswered after the hedge delay, they go to their next replicas
+//!   too (hedge, within the budget); the first good answer for a shard wins;
+//! - a call whose shards have all been answered elsewhere is cancelled;
+//! - never more than one call per replica per request; each call carries the remaining
+//!   budget as its gRPC deadline.
+//!
+//! The transport is a closure (`call(node, shards, budget)`), so tests drive this logic with
+//! a fake one and paused time (see `fanout_tests.rs`).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
-use scatter_proto::LeafClient;
 use serde::Serialize;
-use tonic::transport::Channel;
+use tokio::time::error::Elapsed;
 use tonic::{Code, Status};
 
 use crate::api::ShardFailure;
-use crate::cluster_client::{Cluster, Replica, ShardGroup};
+use crate::balance::p2c_order;
+use crate::cluster::{Cluster, Replica, ShardGroup};
 use crate::hedge::{HedgeBudget, HedgeConfig};
+use crate::leaf_node::LeafNode;
 
 /// A shard's answer and the replica that gave it.
 #[derive(Debug)]
 pub struct Answer<T> {
-    /// The leaf's response.
+    /// The shard's part of the node's response.
     pub value: T,
     /// Address of the replica that answered.
     pub replica: String,
@@ -48,12 +63,14 @@ pub struct AttemptProfile {
     pub replica: String,
     /// `ok`, `cancelled` (another call won), `timed out`, or the error.
     pub outcome: String,
-    /// Milliseconds from the shard call's start to this call's launch.
+    /// Milliseconds from the request's scatter start to this call's launch.
     pub started_ms: f64,
     /// Milliseconds the call took (until its answer or cancellation).
     pub took_ms: f64,
     /// Sent as a hedge (not after an error).
     pub hedge: bool,
+    /// Shards the node-level call carried (this one included).
+    pub node_shards: usize,
 }
 
 /// What happened at one shard, for `profile=true`.
@@ -69,8 +86,8 @@ pub struct ShardProfile {
     pub attempts: Vec<AttemptProfile>,
     /// Milliseconds until the shard's outcome.
     pub took_ms: f64,
-    /// Milliseconds the answering leaf reports it spent on the call (search calls), so the
-    /// root's own cost (transport, queueing, gather) is `took_ms - leaf_took_ms`.
+    /// Milliseconds the answering leaf reports it spent on this shard (search calls), so
+    /// the root's own cost (transport, queueing, gather) is `took_ms - leaf_took_ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leaf_took_ms: Option<f64>,
 }
@@ -107,20 +124,27 @@ impl Hedging {
     }
 }
 
-enum CallResult<T> {
+/// A node's answer to one call, split by shard: each shard's part, or why that shard
+/// failed inside the node (the other shards' parts stand).
+pub type ShardParts<T> = Vec<(usize, Result<T, String>)>;
+
+/// The retry policy's reading of one node-level call's result.
+#[derive(Debug)]
+pub enum CallResult<T> {
+    /// Answered (shards may still have failed inside).
     Ok(T),
+    /// The request itself is wrong: no replica would answer it.
     Rejected(String),
+    /// The deadline passed.
     TimedOut,
-    /// Failed; `true` when the replica looks unreachable.
+    /// Failed; `true` when the node looks unreachable. The shards go to other replicas.
     Failed(String, bool),
 }
 
-fn classify<T>(
-    r: Result<Result<tonic::Response<T>, Status>, tokio::time::error::Elapsed>,
-    deadline: Instant,
-) -> CallResult<T> {
+/// The retry policy: what a call's result means for its shards.
+pub fn classify<T>(r: Result<Result<T, Status>, Elapsed>, deadline: Instant) -> CallResult<T> {
     match r {
-        Ok(Ok(resp)) => CallResult::Ok(resp.into_inner()),
+        Ok(Ok(v)) => CallResult::Ok(v),
         Ok(Err(s)) if s.code() == Code::InvalidArgument => {
             CallResult::Rejected(s.message().to_string())
         }
@@ -139,125 +163,371 @@ fn classify<T>(
     }
 }
 
-/// Calls one shard (see the module doc). `call` gets a replica's client and the remaining
-/// budget.
-pub async fn call_shard<T, F, Fut>(
-    group: &ShardGroup,
+/// One shard's progress within a request.
+struct Slot<'a, T> {
+    group: &'a ShardGroup,
+    order: Vec<Arc<Replica>>,
+    /// Next replica (index in `order`) not tried yet.
+    next: usize,
+    /// Replicas (indices in `order`) with a call in flight, and their attempt numbers.
+    pending: Vec<(usize, usize)>,
+    result: Option<Result<Answer<T>, ShardError>>,
+    failed: Vec<ShardFailure>,
+    profile: ShardProfile,
+}
+
+/// One node-level call in flight or done.
+struct NodeCall {
+    /// (slot, replica index in that slot's order) per shard carried.
+    shards: Vec<(usize, usize)>,
+    started: Instant,
+    abort: AbortHandle,
+    done: bool,
+}
+
+/// A node-level call in flight: its number and its result (or the deadline's).
+type CallFuture<'f, T> = std::pin::Pin<
+    Box<dyn Future<Output = (usize, Result<Result<ShardParts<T>, Status>, Elapsed>)> + Send + 'f>,
+>;
+
+/// Asks every shard in `shards` (cluster shard numbers) under one deadline; outcomes in the
+/// same order. `call(node, shards, budget)` makes one node-level call.
+pub async fn scatter<'f, T: Send + 'f, F, Fut>(
+    cluster: &Cluster,
+    shards: &[usize],
     deadline: Instant,
     hedging: &Hedging,
     call: F,
-) -> ShardOutcome<T>
+) -> Vec<ShardOutcome<T>>
 where
-    F: Fn(LeafClient<Channel>, Duration) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    F: Fn(&LeafNode, &[usize], Duration) -> Fut,
+    Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
 {
     let start = Instant::now();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let order = group.replica_order();
-    group.counters.calls.fetch_add(1, Ordering::Relaxed);
-    hedging.budget.deposit();
-    let launch = |idx: usize, replica: &Arc<Replica>| {
-        let guard = replica.start_call();
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let fut = tokio::time::timeout(remaining, call(replica.client(), remaining));
-        async move { (idx, guard, fut.await) }
+    let rank = node_ranking(cluster);
+    let rank_of = |n: &LeafNode| rank.get(n.addr.as_str()).copied().unwrap_or(usize::MAX);
+    let slots: Vec<Slot<T>> = shards
+        .iter()
+        .map(|&s| {
+            let group = &cluster.shards[s];
+            group.counters.calls.fetch_add(1, Ordering::Relaxed);
+            hedging.budget.deposit();
+            Slot {
+                group,
+                order: group.replica_order_by(&rank_of),
+                next: 0,
+                pending: Vec::new(),
+                result: None,
+                failed: Vec::new(),
+                profile: ShardProfile {
+                    shard: s,
+                    ..Default::default()
+                },
+            }
+        })
+        .collect();
+    let mut run = Run {
+        slots,
+        calls: Vec::new(),
+        start,
+        deadline,
     };
-    let mut in_flight = FuturesUnordered::new();
-    let mut profile = ShardProfile {
-        shard: group.shard,
-        ..Default::default()
-    };
-    let mut failed = Vec::new();
-    let mut next = 0;
-    let mut pending: Vec<usize> = Vec::new();
-    if let Some(first) = order.first() {
-        in_flight.push(launch(0, first));
-        pending.push(0);
-        profile.attempts.push(attempt(first, 0.0, false));
-        next = 1;
-    }
-    let hedge_delay = group.latency.hedge_delay(hedging.config.min_delay);
-    let mut hedge_timer = pin!(tokio::time::sleep_until((start + hedge_delay).into()));
-    let mut may_hedge = hedging.config.enabled && order.len() > 1;
-    let mut deadline_timer = pin!(tokio::time::sleep_until(deadline.into()));
-    let result = loop {
-        if in_flight.is_empty() {
-            break Err(if past(deadline) {
-                ShardError::TimedOut
-            } else {
-                ShardError::Exhausted
-            });
+    let mut in_flight: FuturesUnordered<Abortable<CallFuture<'f, T>>> = FuturesUnordered::new();
+    run.launch(&mut in_flight, &call, (0..shards.len()).collect(), false);
+    for slot in run.slots.iter_mut() {
+        if slot.pending.is_empty() && slot.result.is_none() {
+            slot.result = Some(Err(ShardError::Exhausted));
         }
+    }
+    let hedge_delay = run
+        .slots
+        .iter()
+        .map(|s| s.group.latency.hedge_delay(hedging.config.min_delay))
+        .max()
+        .unwrap_or_default();
+    let mut hedge_timer = pin!(tokio::time::sleep_until((start + hedge_delay).into()));
+    let mut may_hedge = hedging.config.enabled;
+    let mut deadline_timer = pin!(tokio::time::sleep_until(deadline.into()));
+    while run.slots.iter().any(|s| s.result.is_none()) {
         tokio::select! {
-            Some((idx, guard, r)) = in_flight.next() => {
-                pending.retain(|p| *p != idx);
-                let replica = &order[idx];
-                let a = &mut profile.attempts[idx];
-                let r = classify(r, deadline);
-                record_call(replica, &r, guard.elapsed());
-                match r {
-                    CallResult::Ok(value) => {
-                        let took = guard.finish(true);
-                        group.latency.record(took);
-                        (a.outcome, a.took_ms) = ("ok".into(), ms(took));
-                        if a.hedge {
-                            group.counters.hedge_wins.fetch_add(1, Ordering::Relaxed);
-                        }
-                        for other in &pending {
-                            order[*other].record_lost_race();
-                        }
-                        profile.replica = Some(replica.addr.clone());
-                        break Ok(Answer { value, replica: replica.addr.clone() });
-                    }
-                    CallResult::Rejected(reason) => {
-                        guard.finish(true);
-                        break Err(ShardError::Rejected(reason));
-                    }
-                    CallResult::TimedOut => {
-                        let took = guard.finish(false);
-                        (a.outcome, a.took_ms) = ("timed out".into(), ms(took));
-                        failed.push(failure(group, replica, "timed out".into()));
-                    }
-                    CallResult::Failed(reason, hard) => {
-                        let took = guard.finish(false);
-                        (a.outcome, a.took_ms) = (reason.clone(), ms(took));
-                        replica.record_failure(reason.clone(), hard);
-                        failed.push(failure(group, replica, reason));
-                        if next < order.len() && !past(deadline) {
-                            group.counters.failovers.fetch_add(1, Ordering::Relaxed);
-                            metrics::counter!("scatter_root_failovers_total", "shard" => group.shard.to_string())
-                                .increment(1);
-                            in_flight.push(launch(next, &order[next]));
-                            pending.push(next);
-                            profile.attempts.push(attempt(&order[next], ms(start.elapsed()), false));
-                            next += 1;
-                        }
-                    }
+            Some(done) = in_flight.next() => {
+                let Ok((id, r)) = done else { continue }; // cancelled
+                run.calls[id].done = true;
+                let retry = settle(&mut run.slots, &run.calls[id], classify(r, deadline));
+                let retry: Vec<usize> = retry
+                    .into_iter()
+                    .filter(|&s| finish_if_exhausted(&mut run.slots[s], deadline))
+                    .collect();
+                for &s in &retry {
+                    let g = run.slots[s].group;
+                    g.counters.failovers.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("scatter_root_failovers_total", "shard" => g.shard.to_string())
+                        .increment(1);
                 }
+                run.launch(&mut in_flight, &call, retry, false);
+                cancel_settled(&run.slots, &mut run.calls);
             }
             _ = &mut hedge_timer, if may_hedge => {
                 may_hedge = false;
-                if next < order.len() && hedging.budget.try_spend() {
-                    group.counters.hedges.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("scatter_root_hedges_total", "shard" => group.shard.to_string())
-                        .increment(1);
-                    profile.hedged = true;
-                    in_flight.push(launch(next, &order[next]));
-                    pending.push(next);
-                    profile.attempts.push(attempt(&order[next], ms(start.elapsed()), true));
-                    next += 1;
-                }
+                let which = hedgeable(&mut run.slots, hedging);
+                run.launch(&mut in_flight, &call, which, true);
             }
             _ = &mut deadline_timer => {
-                for idx in &pending {
-                    failed.push(failure(group, &order[*idx], "timed out".into()));
+                for slot in run.slots.iter_mut().filter(|s| s.result.is_none()) {
+                    for (idx, _) in std::mem::take(&mut slot.pending) {
+                        let f = failure(slot.group, &slot.order[idx], "timed out".into());
+                        slot.failed.push(f);
+                    }
+                    slot.result = Some(Err(ShardError::TimedOut));
                 }
-                break Err(ShardError::TimedOut);
             }
         }
-    };
+    }
+    for call in run.calls.iter().filter(|c| !c.done) {
+        call.abort.abort();
+    }
     drop(in_flight);
-    for a in &mut profile.attempts {
+    run.slots.into_iter().map(|s| outcome(s, start)).collect()
+}
+
+/// One request's scatter: its shards' progress and its calls.
+struct Run<'a, T> {
+    slots: Vec<Slot<'a, T>>,
+    calls: Vec<NodeCall>,
+    start: Instant,
+    deadline: Instant,
+}
+
+impl<'a, T> Run<'a, T> {
+    /// Sends the slots in `which` to their next replicas, one call per node.
+    fn launch<'f, F, Fut>(
+        &mut self,
+        in_flight: &mut FuturesUnordered<Abortable<CallFuture<'f, T>>>,
+        call: &F,
+        which: Vec<usize>,
+        hedge: bool,
+    ) where
+        T: Send + 'f,
+        F: Fn(&LeafNode, &[usize], Duration) -> Fut,
+        Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
+    {
+        for (node, carried) in next_replicas(&mut self.slots, which) {
+            let id = self.calls.len();
+            let ids: Vec<usize> = carried
+                .iter()
+                .map(|(s, _)| self.slots[*s].group.shard)
+                .collect();
+            for &(s, idx) in &carried {
+                let slot = &mut self.slots[s];
+                slot.pending.push((idx, slot.profile.attempts.len()));
+                slot.profile.attempts.push(AttemptProfile {
+                    replica: node.addr.clone(),
+                    outcome: String::new(),
+                    started_ms: ms(self.start.elapsed()),
+                    took_ms: 0.0,
+                    hedge,
+                    node_shards: carried.len(),
+                });
+            }
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            let (abort, registration) = AbortHandle::new_pair();
+            let fut = tokio::time::timeout(remaining, call(&node, &ids, remaining));
+            let tracked = node.clone();
+            let fut: CallFuture<'f, T> = Box::pin(async move {
+                let _in_flight = tracked.track();
+                (id, fut.await)
+            });
+            in_flight.push(Abortable::new(fut, registration));
+            self.calls.push(NodeCall {
+                shards: carried,
+                started: Instant::now(),
+                abort,
+                done: false,
+            });
+        }
+    }
+}
+
+/// The nodes ranked for one request: power of two choices over their load, the rest by
+/// load. Every shard's replicas are tried in this order.
+fn node_ranking(cluster: &Cluster) -> HashMap<&str, usize> {
+    let ranked = p2c_order(cluster.nodes.iter().map(|n| (n.cost(), n)).collect());
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n.addr.as_str(), i))
+        .collect()
+}
+
+/// A node and the (slot, replica index) pairs one call to it carries.
+type NodeBatch = (Arc<LeafNode>, Vec<(usize, usize)>);
+
+/// The next replica of each slot in `which` that has one, grouped by node: one call each.
+fn next_replicas<T>(slots: &mut [Slot<'_, T>], which: Vec<usize>) -> Vec<NodeBatch> {
+    let mut by_node: Vec<NodeBatch> = Vec::new();
+    for s in which {
+        let slot = &mut slots[s];
+        if slot.result.is_some() || slot.next >= slot.order.len() {
+            continue;
+        }
+        let idx = slot.next;
+        slot.next += 1;
+        let node = &slot.order[idx].node;
+        match by_node.iter_mut().find(|(n, _)| Arc::ptr_eq(n, node)) {
+            Some((_, carried)) => carried.push((s, idx)),
+            None => by_node.push((node.clone(), vec![(s, idx)])),
+        }
+    }
+    by_node
+}
+
+/// Applies a finished call to its shards; returns the slots that lost their only pending
+/// call to a failure (candidates for failover).
+fn settle<T>(
+    slots: &mut [Slot<'_, T>],
+    call: &NodeCall,
+    r: CallResult<ShardParts<T>>,
+) -> Vec<usize> {
+    let took = call.started.elapsed();
+    let mut parts: HashMap<usize, Result<T, String>> = HashMap::new();
+    let mut node_error: Option<(String, bool)> = None;
+    let mut rejected = None;
+    let outcome_name = match r {
+        CallResult::Ok(p) => {
+            parts = p.into_iter().collect();
+            "ok"
+        }
+        CallResult::Rejected(reason) => {
+            rejected = Some(reason);
+            "rejected"
+        }
+        CallResult::TimedOut => "timeout",
+        CallResult::Failed(reason, hard) => {
+            node_error = Some((reason, hard));
+            "error"
+        }
+    };
+    let mut retry = Vec::new();
+    for &(s, idx) in &call.shards {
+        let slot = &mut slots[s];
+        let Some(pos) = slot.pending.iter().position(|(i, _)| *i == idx) else {
+            continue;
+        };
+        let (_, attempt) = slot.pending.remove(pos);
+        let replica = slot.order[idx].clone();
+        let a = &mut slot.profile.attempts[attempt];
+        a.took_ms = ms(took);
+        let part = parts.remove(&slot.group.shard);
+        let shard_outcome = match (&part, outcome_name) {
+            (Some(Err(_)) | None, "ok") => "error",
+            (_, o) => o,
+        };
+        replica.metrics.record(shard_outcome, took);
+        if slot.result.is_some() {
+            a.outcome = "late".into();
+            continue;
+        }
+        let reason = match (part, &rejected, &node_error) {
+            (Some(Ok(value)), ..) => {
+                a.outcome = "ok".into();
+                replica.record_success();
+                slot.group.latency.record(took);
+                if a.hedge {
+                    slot.group
+                        .counters
+                        .hedge_wins
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                slot.profile.replica = Some(replica.addr.clone());
+                slot.result = Some(Ok(Answer {
+                    value,
+                    replica: replica.addr.clone(),
+                }));
+                continue;
+            }
+            (_, Some(reason), _) => {
+                a.outcome = format!("rejected: {reason}");
+                slot.result = Some(Err(ShardError::Rejected(reason.clone())));
+                continue;
+            }
+            (_, _, Some((reason, hard))) => {
+                replica.record_failure(reason.clone(), *hard);
+                reason.clone()
+            }
+            (Some(Err(reason)), ..) => {
+                replica.record_failure(reason.clone(), false);
+                reason
+            }
+            (None, _, None) if outcome_name == "timeout" => "timed out".to_string(),
+            (None, ..) => {
+                let reason = "the node's answer left this shard out".to_string();
+                replica.record_failure(reason.clone(), false);
+                reason
+            }
+        };
+        a.outcome = reason.clone();
+        slot.failed.push(failure(slot.group, &replica, reason));
+        if slot.pending.is_empty() && outcome_name != "timeout" {
+            retry.push(s);
+        }
+    }
+    retry
+}
+
+/// Whether a slot that lost its last pending call may go on to another replica; if not,
+/// its result is set (exhausted, or timed out when the deadline has passed).
+fn finish_if_exhausted<T>(slot: &mut Slot<'_, T>, deadline: Instant) -> bool {
+    if slot.result.is_some() {
+        return false;
+    }
+    if slot.next < slot.order.len() && !past(deadline) {
+        return true;
+    }
+    slot.result = Some(Err(if past(deadline) {
+        ShardError::TimedOut
+    } else {
+        ShardError::Exhausted
+    }));
+    false
+}
+
+/// Cancels calls whose shards have all been settled by other calls; their replicas lost a
+/// race.
+fn cancel_settled<T>(slots: &[Slot<'_, T>], calls: &mut [NodeCall]) {
+    for call in calls.iter_mut().filter(|c| !c.done) {
+        if call.shards.iter().all(|(s, _)| slots[*s].result.is_some()) {
+            call.done = true;
+            call.abort.abort();
+            for &(s, idx) in &call.shards {
+                let won = slots[s].result.as_ref().is_some_and(|r| r.is_ok());
+                if won {
+                    slots[s].order[idx].record_lost_race();
+                }
+            }
+        }
+    }
+}
+
+/// Unanswered slots with a replica left, each holding a hedge token.
+fn hedgeable<T>(slots: &mut [Slot<'_, T>], hedging: &Hedging) -> Vec<usize> {
+    let mut which = Vec::new();
+    for (s, slot) in slots.iter_mut().enumerate() {
+        if slot.result.is_none() && slot.next < slot.order.len() && hedging.budget.try_spend() {
+            let g = slot.group;
+            g.counters.hedges.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("scatter_root_hedges_total", "shard" => g.shard.to_string())
+                .increment(1);
+            slot.profile.hedged = true;
+            which.push(s);
+        }
+    }
+    which
+}
+
+/// A slot's outcome, with its profile completed.
+fn outcome<T>(mut slot: Slot<'_, T>, start: Instant) -> ShardOutcome<T> {
+    let result = slot.result.take().unwrap_or(Err(ShardError::TimedOut));
+    for a in &mut slot.profile.attempts {
         if a.outcome.is_empty() {
             a.outcome = if result.is_ok() {
                 "cancelled"
@@ -267,40 +537,26 @@ where
             .into();
         }
     }
-    if matches!(result, Err(ShardError::TimedOut)) && failed.is_empty() {
-        failed.push(ShardFailure {
-            shard: group.shard,
+    if matches!(result, Err(ShardError::TimedOut)) && slot.failed.is_empty() {
+        slot.failed.push(ShardFailure {
+            shard: slot.group.shard,
             replica: None,
             reason: "deadline passed before a replica could be called".to_string(),
         });
     }
-    profile.took_ms = ms(start.elapsed());
-    ShardOutcome {
-        shard: group.shard,
-        result,
-        attempts_failed: failed,
-        profile,
+    if slot.order.is_empty() && matches!(result, Err(ShardError::Exhausted)) {
+        slot.failed.push(ShardFailure {
+            shard: slot.group.shard,
+            replica: None,
+            reason: "no usable replica".to_string(),
+        });
     }
-}
-
-/// Per-replica call count by outcome and latency, for `/metrics`.
-fn record_call<T>(replica: &Replica, r: &CallResult<T>, took: Duration) {
-    let outcome = match r {
-        CallResult::Ok(_) => "ok",
-        CallResult::Rejected(_) => "rejected",
-        CallResult::TimedOut => "timeout",
-        CallResult::Failed(..) => "error",
-    };
-    replica.metrics.record(outcome, took);
-}
-
-fn attempt(replica: &Replica, started_ms: f64, hedge: bool) -> AttemptProfile {
-    AttemptProfile {
-        replica: replica.addr.clone(),
-        outcome: String::new(),
-        started_ms,
-        took_ms: 0.0,
-        hedge,
+    slot.profile.took_ms = ms(start.elapsed());
+    ShardOutcome {
+        shard: slot.group.shard,
+        result,
+        attempts_failed: slot.failed,
+        profile: slot.profile,
     }
 }
 
@@ -312,24 +568,8 @@ fn failure(group: &ShardGroup, replica: &Replica, reason: String) -> ShardFailur
     }
 }
 
-/// Calls every shard in parallel under one deadline; outcomes in shard order.
-pub async fn scatter<T, F, Fut>(
-    cluster: &Cluster,
-    deadline: Instant,
-    hedging: &Hedging,
-    call: F,
-) -> Vec<ShardOutcome<T>>
-where
-    F: Fn(usize, LeafClient<Channel>, Duration) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-{
-    let calls = cluster.shards.iter().map(|group| {
-        let call = &call;
-        call_shard(group, deadline, hedging, move |client, budget| {
-            call(group.shard, client, budget)
-        })
-    });
-    futures::future::join_all(calls).await
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Whether `deadline` has (all but) passed: a call that failed then failed for lack of time,
@@ -337,3 +577,7 @@ where
 fn past(deadline: Instant) -> bool {
     deadline.saturating_duration_since(Instant::now()) < Duration::from_millis(1)
 }
+
+#[cfg(test)]
+#[path = "fanout_tests.rs"]
+mod tests;

@@ -10,9 +10,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::api::ShardFailure;
-use crate::cluster_client::Cluster;
+use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{call_shard, Hedging, ShardError, ShardProfile};
+use crate::fanout::{scatter, Hedging, ShardError, ShardParts, ShardProfile};
 use crate::merge::ShardHit;
 
 /// Stored fields (raw JSON object) and snippets of one document.
@@ -65,6 +65,31 @@ pub fn convert(doc: scatter_proto::v1::FetchedDoc) -> (String, FetchedDoc) {
     (doc.id, (fields, snippets))
 }
 
+/// Splits a node's fetch answer by shard: each shard's generation and documents.
+fn split_fetch(
+    resp: scatter_proto::v1::FetchResponse,
+) -> ShardParts<(u64, Vec<scatter_proto::v1::FetchedDoc>)> {
+    let mut parts: ShardParts<(u64, Vec<_>)> = resp
+        .shards
+        .into_iter()
+        .map(|s| {
+            let part = if s.error.is_empty() {
+                Ok((s.generation, Vec::new()))
+            } else {
+                Err(s.error)
+            };
+            (s.shard as usize, part)
+        })
+        .collect();
+    for doc in resp.docs {
+        let shard = doc.shard as usize;
+        if let Some((_, Ok((_, docs)))) = parts.iter_mut().find(|(s, _)| *s == shard) {
+            docs.push(doc);
+        }
+    }
+    parts
+}
+
 /// Fetches the stored fields of `page` under `deadline`. A rejected request (e.g. a snippet
 /// field that is not text) is the caller's error.
 pub async fn fetch_page(
@@ -78,34 +103,43 @@ pub async fn fetch_page(
     for hit in page {
         by_shard.entry(hit.shard).or_default().push(hit.id.clone());
     }
-    let calls = by_shard.into_iter().map(|(shard, ids)| {
-        let request = FetchRequest {
-            ids,
-            snippet_fields: options.snippet_fields.to_vec(),
-            query: options.query.to_string(),
-            stats: options.stats.clone(),
-            snippet_max_chars: 0,
-        };
-        call_shard(
-            &cluster.shards[shard],
-            deadline,
-            hedging,
-            move |mut client, budget| {
-                let mut req = crate::request_id::request(request.clone());
-                req.set_timeout(budget);
-                async move { client.fetch(req).await }
-            },
-        )
-    });
     let mut fetched = Fetched::default();
-    for outcome in futures::future::join_all(calls).await {
+    if by_shard.is_empty() {
+        return Ok(fetched);
+    }
+    let shards: Vec<usize> = by_shard.keys().copied().collect();
+    let outcomes = scatter(
+        cluster,
+        &shards,
+        deadline,
+        hedging,
+        |node, shards, budget| {
+            let mut client = node.client();
+            let (mut ids, mut id_shards) = (Vec::new(), Vec::new());
+            for &s in shards {
+                ids.extend(by_shard[&s].iter().cloned());
+                id_shards.extend(std::iter::repeat_n(s as u32, by_shard[&s].len()));
+            }
+            let mut req = crate::request_id::request(FetchRequest {
+                ids,
+                id_shards,
+                snippet_fields: options.snippet_fields.to_vec(),
+                query: options.query.to_string(),
+                stats: options.stats.clone(),
+                snippet_max_chars: 0,
+            });
+            req.set_timeout(budget);
+            async move { Ok(split_fetch(client.fetch(req).await?.into_inner())) }
+        },
+    )
+    .await;
+    for outcome in outcomes {
         fetched.profiles.push(outcome.profile);
         match outcome.result {
             Ok(answer) => {
-                fetched
-                    .generations
-                    .push((outcome.shard, answer.value.generation));
-                for doc in answer.value.docs {
+                let (generation, docs) = answer.value;
+                fetched.generations.push((outcome.shard, generation));
+                for doc in docs {
                     let (id, doc) = convert(doc);
                     fetched.docs.insert((outcome.shard, id), doc);
                 }

@@ -19,15 +19,15 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::api::SearchParams;
-use crate::cluster_client::Cluster;
+use crate::api::{SearchParams, TrackTotalHitsParam};
+use crate::cluster::Cluster;
 use crate::config::RootConfig;
 use crate::error::ApiError;
-use crate::root::{Root, Scoring, Search};
+use crate::root::{Root, Scoring, Search, TrackTotalHits};
 use crate::stats_table::{spawn_refresher, StatsTable};
 
 /// Largest `from + size`.
-pub const MAX_WINDOW: i64 = 10_000;
+pub const MAX_WINDOW: i64 = scatter_core::limits::MAX_WINDOW as i64;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -220,7 +220,16 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         scoring,
         snippet_fields,
         profile: p.profile.unwrap_or(false),
-        track_total_hits: p.track_total_hits.unwrap_or(true),
+        track_total_hits: match p.track_total_hits {
+            None | Some(TrackTotalHitsParam::Bool(true)) => TrackTotalHits::All,
+            Some(TrackTotalHitsParam::Bool(false)) => TrackTotalHits::None,
+            Some(TrackTotalHitsParam::Number(n)) if n < 0 => {
+                return Err(ApiError::bad_param(format!(
+                    "track_total_hits must be true, false or a non-negative integer, got {n}"
+                )))
+            }
+            Some(TrackTotalHitsParam::Number(n)) => TrackTotalHits::UpTo(n as u64),
+        },
     })
 }
 
@@ -248,8 +257,8 @@ async fn cluster_state(State(state): State<AppState>) -> Response {
                     json!({
                         "addr": r.addr,
                         "state": r.state(),
-                        "latency_estimate_ms": r.latency_estimate().as_secs_f64() * 1000.0,
-                        "in_flight": r.in_flight(),
+                        "latency_estimate_ms": r.node.latency_estimate().as_secs_f64() * 1000.0,
+                        "in_flight": r.node.in_flight(),
                     })
                 })
                 .collect();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use scatter_proto::v1::{IngestDoc, IngestRequest, IngestResponse};
 use serde::Serialize;
 
-use crate::cluster_client::{Cluster, ClusterSchema, Replica, ShardGroup};
+use crate::cluster::{Cluster, ClusterSchema, Replica, ShardGroup};
 use crate::error::ApiError;
 
 /// Largest ingest call sent to a leaf (bulks are split per shard into calls of this size).
@@ -158,6 +158,7 @@ pub async fn delete(
     let req = IngestRequest {
         upserts: Vec::new(),
         deletes: vec![id.to_string()],
+        shard: None,
     };
     let write = write_shard(&cluster.shards[shard], req, timeout).await;
     let Some(answer) = write.answer else {
@@ -189,6 +190,7 @@ pub async fn get(
     for replica in cluster.shards[shard].replica_order() {
         let mut call = crate::request_id::request(scatter_proto::v1::FetchRequest {
             ids: vec![id.to_string()],
+            id_shards: vec![shard as u32],
             ..Default::default()
         });
         call.set_timeout(timeout);
@@ -279,6 +281,7 @@ async fn write_docs(
         let req = IngestRequest {
             upserts,
             deletes: Vec::new(),
+            shard: None,
         };
         writes.push(write_shard(group, req, timeout).await);
         positions.push(pos);
@@ -297,7 +300,10 @@ async fn write_shard(group: &ShardGroup, req: IngestRequest, timeout: Duration) 
         .collect();
     let calls = targets.iter().map(|r| {
         let mut client = r.client();
-        let mut call = crate::request_id::request(req.clone());
+        let mut call = crate::request_id::request(IngestRequest {
+            shard: r.shard_id(),
+            ..req.clone()
+        });
         call.set_timeout(timeout);
         async move { tokio::time::timeout(timeout, client.ingest(call)).await }
     });

@@ -3,7 +3,8 @@
 //!
 //! - [`http`]: the axum API (`/search`, `/healthz`, `/readyz`, `/cluster`), parameters, errors;
 //! - [`root`]: one search end to end: validate, scatter, merge, fetch, report coverage;
-//! - [`fanout`]: the scatter: one call per shard in parallel under one deadline, with failover;
+//! - [`fanout`]: the scatter: one call per leaf node, all shards under one deadline, with
+//!   failover and hedging per shard;
 //! - [`hedge`]: hedge delay (recent p95) and the hedge budget;
 //! - [`balance`]: replica choice, power of two choices over peak-EWMA load;
 //! - [`merge`]: the gather: k-way merge of per-shard ranked lists, deterministic on ties;
@@ -13,14 +14,17 @@
 //! - [`ingest`]: live writes (`POST /documents`, `DELETE /documents/{id}`) to every replica;
 //! - [`repair`]: stale replicas (missed writes) and their repair from a current peer;
 //! - [`request_id`]: one id per request, in logs, response header and leaf calls;
-//! - [`cluster_client`]: replicas, their gRPC channels, health probing;
+//! - [`cluster`]: the shard groups, their replicas and the leaf nodes (the registry);
+//! - [`replica`]: one shard on one node: health, ejection, staleness;
+//! - [`leaf_node`]: one leaf node: its gRPC channel and load (tower's peak EWMA);
+//! - [`prober`]: health probes (`Info`) and the checks on what replicas report;
 //! - [`cluster_schema`]: the schema, parser and routing every replica must share;
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
 
 pub mod api;
 pub mod balance;
 pub mod cache;
-pub mod cluster_client;
+pub mod cluster;
 pub mod cluster_schema;
 pub mod config;
 pub mod error;
@@ -29,8 +33,11 @@ pub mod fetch;
 pub mod hedge;
 pub mod http;
 pub mod ingest;
+pub mod leaf_node;
 pub mod merge;
+pub mod prober;
 pub mod repair;
+pub mod replica;
 pub mod request_id;
 pub mod root;
 pub mod stats;

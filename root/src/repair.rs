@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use scatter_proto::v1::{RepairRequest, RepairResponse};
 
-use crate::cluster_client::{Cluster, Replica, ReplicaState, ShardGroup};
+use crate::cluster::{Cluster, Replica, ReplicaState, ShardGroup};
 
 /// Probe rounds in a row a replica must be behind a peer to be declared stale.
 pub const LAG_ROUNDS: u32 = 3;
@@ -128,6 +128,7 @@ async fn repair(
         let mut req = crate::request_id::request(RepairRequest {
             source: source.addr.clone(),
             swap,
+            shard: stale.shard_id(),
         });
         req.set_timeout(REPAIR_TIMEOUT);
         let mut client = stale.client();

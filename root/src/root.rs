@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use scatter_core::query::query_terms_wire;
-use scatter_proto::v1::{GlobalStats, SearchRequest, SearchResponse as LeafResponse};
+use scatter_proto::v1::{
+    FetchedDoc, GlobalStats, ScoredHit, SearchRequest, SearchResponse as LeafResponse, ShardStatus,
+};
 
 use crate::api::{Hit, Phases, Profile, SearchResponse, ShardFailure, ShardsReport};
 use crate::cache::{CacheKey, ResultCache};
-use crate::cluster_client::Cluster;
+use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardProfile};
+use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardParts, ShardProfile};
 use crate::fetch::{fetch_page, FetchOptions, Fetched};
 use crate::hedge::HedgeConfig;
 use crate::merge::{merge_top, ShardHit};
@@ -49,8 +51,69 @@ pub struct Search {
     pub snippet_fields: Vec<String>,
     /// Report what happened at each shard.
     pub profile: bool,
-    /// Count every match.
-    pub track_total_hits: bool,
+    /// How matches are counted.
+    pub track_total_hits: TrackTotalHits,
+}
+
+/// How a search counts its matches (`track_total_hits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackTotalHits {
+    /// Every match (`true`).
+    All,
+    /// Exactly up to N, then `gte` (a number).
+    UpTo(u64),
+    /// Not at all: a lower bound (`false`).
+    None,
+}
+
+/// One shard's part of a node's search answer.
+#[derive(Debug, Default)]
+pub struct ShardSearch {
+    /// Its hits that made the node's cut, by (score desc, id asc).
+    pub hits: Vec<ScoredHit>,
+    /// Its counts, generation and time.
+    pub status: ShardStatus,
+    /// With query-and-fetch: its hits' documents.
+    pub docs: Vec<FetchedDoc>,
+}
+
+/// Splits a node's search answer by shard (a shard that failed inside the node gets its
+/// error; the fan-out sends it to another replica).
+pub fn split_search(resp: LeafResponse) -> ShardParts<ShardSearch> {
+    let mut parts: Vec<(usize, Result<ShardSearch, String>)> = resp
+        .shards
+        .into_iter()
+        .map(|status| {
+            let shard = status.shard as usize;
+            if status.error.is_empty() {
+                let part = ShardSearch {
+                    status,
+                    ..Default::default()
+                };
+                (shard, Ok(part))
+            } else {
+                (shard, Err(status.error))
+            }
+        })
+        .collect();
+    fn slot(
+        parts: &mut [(usize, Result<ShardSearch, String>)],
+        shard: u32,
+    ) -> Option<&mut ShardSearch> {
+        let i = parts.iter().position(|(s, _)| *s == shard as usize)?;
+        parts[i].1.as_mut().ok()
+    }
+    for hit in resp.hits {
+        if let Some(p) = slot(&mut parts, hit.shard) {
+            p.hits.push(hit);
+        }
+    }
+    for doc in resp.docs {
+        if let Some(p) = slot(&mut parts, doc.shard) {
+            p.docs.push(doc);
+        }
+    }
+    parts
 }
 
 /// Default of [`Root::fuse_fetch_max_docs`]: size 10 on up to 10 shards.
@@ -81,6 +144,8 @@ struct Gathered {
     failures: Vec<ShardFailure>,
     failed_shards: Vec<usize>,
     timed_out: bool,
+    /// Every answering shard counted its matches exactly.
+    total_exact: bool,
     profiles: Vec<ShardProfile>,
     /// Documents brought by query-and-fetch, per shard by id, as the leaves sent them
     /// (converted only when on the page).
@@ -240,7 +305,11 @@ impl Root {
             k: window as u32,
             offset: 0,
             stats: stats.clone(),
-            skip_total_count: !search.track_total_hits,
+            skip_total_count: search.track_total_hits == TrackTotalHits::None,
+            count_up_to: match search.track_total_hits {
+                TrackTotalHits::UpTo(n) => n.max(1),
+                _ => 0,
+            },
             fetch: fuse,
             snippet_fields: if fuse {
                 search.snippet_fields.clone()
@@ -248,15 +317,22 @@ impl Root {
                 Vec::new()
             },
             snippet_max_chars: 0,
+            shards: Vec::new(),
         };
+        let all: Vec<usize> = (0..self.cluster.shards.len()).collect();
         let outcomes = scatter(
             &self.cluster,
+            &all,
             phase_deadline,
             &self.hedging,
-            |_, mut client, budget| {
-                let mut req = crate::request_id::request(request.clone());
+            |node, shards, budget| {
+                let mut client = node.client();
+                let mut req = crate::request_id::request(SearchRequest {
+                    shards: shards.iter().map(|&s| s as u32).collect(),
+                    ..request.clone()
+                });
                 req.set_timeout(budget);
-                async move { client.search(req).await }
+                async move { Ok(split_search(client.search(req).await?.into_inner())) }
             },
         )
         .await;
@@ -323,18 +399,23 @@ impl Root {
     }
 
     /// Collects the shards' ranked lists and failures; a rejected query fails the request.
-    fn gather(&self, outcomes: Vec<ShardOutcome<LeafResponse>>) -> Result<Gathered, ApiError> {
-        let mut g = Gathered::default();
+    fn gather(&self, outcomes: Vec<ShardOutcome<ShardSearch>>) -> Result<Gathered, ApiError> {
+        let mut g = Gathered {
+            total_exact: true,
+            ..Default::default()
+        };
         for mut outcome in outcomes {
             if let Ok(answer) = &outcome.result {
-                outcome.profile.leaf_took_ms = Some(answer.value.took_micros as f64 / 1000.0);
+                let micros = answer.value.status.took_micros;
+                outcome.profile.leaf_took_ms = Some(micros as f64 / 1000.0);
             }
             g.profiles.push(outcome.profile);
             match outcome.result {
                 Ok(answer) => {
                     let resp = answer.value;
-                    self.observe_generation(outcome.shard, resp.generation);
-                    g.total_hits += resp.total_hits;
+                    self.observe_generation(outcome.shard, resp.status.generation);
+                    g.total_hits += resp.status.total_hits;
+                    g.total_exact &= resp.status.total_hits_exact;
                     if g.docs.len() <= outcome.shard {
                         g.docs.resize_with(outcome.shard + 1, Default::default);
                     }
@@ -394,12 +475,13 @@ impl Root {
                 ),
             ));
         }
+        let (total_hits, relation) = total_of(search.track_total_hits, g.total_hits, g.total_exact);
         Ok(SearchResponse {
             took_ms: start.elapsed().as_millis() as u64,
             timed_out: g.timed_out,
             partial,
-            total_hits: g.total_hits,
-            total_hits_relation: if search.track_total_hits { "eq" } else { "gte" },
+            total_hits,
+            total_hits_relation: relation,
             shards: ShardsReport {
                 total,
                 successful: total - g.failed_shards.len(),
@@ -409,6 +491,17 @@ impl Root {
             hits,
             profile: None,
         })
+    }
+}
+
+/// The reported hit count and its relation: with `track_total_hits=N`, exact (`eq`) up to
+/// N, else N with `gte`, as one index counting up to N would report whatever the layout.
+fn total_of(track: TrackTotalHits, sum: u64, exact: bool) -> (u64, &'static str) {
+    match track {
+        TrackTotalHits::All => (sum, "eq"),
+        TrackTotalHits::None => (sum, "gte"),
+        TrackTotalHits::UpTo(n) if exact && sum <= n => (sum, "eq"),
+        TrackTotalHits::UpTo(n) => (n, "gte"),
     }
 }
 

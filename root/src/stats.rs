@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use scatter_proto::v1::{FieldTokens, GlobalStats, TermFreq, TermStatsRequest};
 
-use crate::cluster_client::Cluster;
+use crate::cluster::Cluster;
 use crate::fanout::{scatter, Hedging};
 use crate::stats_table::StatsTable;
 
@@ -229,17 +229,38 @@ pub async fn global_stats(
     if let Some(stats) = cache.lookup(terms) {
         return (Some(stats), StatsSource::Cache);
     }
-    let request = TermStatsRequest {
-        query: query.to_string(),
-    };
+    let all: Vec<usize> = (0..cluster.shards.len()).collect();
     let outcomes = scatter(
         cluster,
+        &all,
         deadline,
         hedging,
-        |_, mut client, budget: Duration| {
-            let mut req = crate::request_id::request(request.clone());
+        |node, shards, budget: Duration| {
+            let mut client = node.client();
+            let mut req = crate::request_id::request(TermStatsRequest {
+                query: query.to_string(),
+                shards: shards.iter().map(|&s| s as u32).collect(),
+            });
             req.set_timeout(budget);
-            async move { client.term_stats(req).await }
+            async move {
+                let resp = client.term_stats(req).await?.into_inner();
+                Ok(resp
+                    .shards
+                    .into_iter()
+                    .map(|s| {
+                        let part = if s.error.is_empty() {
+                            Ok(scatter_proto::v1::TermStatsResponse {
+                                stats: s.stats,
+                                generation: s.generation,
+                                shards: Vec::new(),
+                            })
+                        } else {
+                            Err(s.error)
+                        };
+                        (s.shard as usize, part)
+                    })
+                    .collect())
+            }
         },
     )
     .await;

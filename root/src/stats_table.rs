@@ -22,7 +22,7 @@ use scatter_proto::v1::{FieldTokens, GlobalStats, TermDictionaryRequest, TermFre
 use tantivy_fst::map::OpBuilder;
 use tantivy_fst::{Map, MapBuilder, Streamer};
 
-use crate::cluster_client::{Cluster, ShardGroup};
+use crate::cluster::{Cluster, ShardGroup};
 use crate::stats::Terms;
 
 /// Default of [`StatsTable::max_terms`]: per shard, a few MB of FST.
@@ -46,11 +46,15 @@ pub struct ShardTable {
 impl ShardTable {
     /// Reads a dictionary stream (see `scatter.v1.TermDictionaryChunk`).
     pub async fn download(
-        mut client: scatter_proto::LeafClient<tonic::transport::Channel>,
+        replica: &crate::cluster::Replica,
         max_terms: u64,
     ) -> anyhow::Result<Self> {
-        let mut stream = client
-            .term_dictionary(TermDictionaryRequest { max_terms })
+        let mut stream = replica
+            .client()
+            .term_dictionary(TermDictionaryRequest {
+                max_terms,
+                shard: replica.shard_id(),
+            })
             .await?
             .into_inner();
         let header = stream
@@ -321,7 +325,7 @@ impl StatsTable {
             .filter_map(|g| self.due(g).map(|r| (g.shard, r)))
             .collect();
         let downloads = due.into_iter().map(|(shard, replica)| async move {
-            let result = ShardTable::download(replica.client(), self.max_terms).await;
+            let result = ShardTable::download(&replica, self.max_terms).await;
             let mut slot = self.slots[shard].lock().expect("slot");
             slot.refreshing = false;
             match result {
@@ -371,7 +375,7 @@ impl StatsTable {
     }
 
     /// The replica to download shard `group`'s dictionary from, if a download is due.
-    fn due(&self, group: &ShardGroup) -> Option<Arc<crate::cluster_client::Replica>> {
+    fn due(&self, group: &ShardGroup) -> Option<Arc<crate::cluster::Replica>> {
         let (replica, generation) = group
             .replicas
             .iter()

@@ -1,0 +1,260 @@
+//! A leaf node: the shards one process serves (one or many, as an Elasticsearch node holds
+//! several shards), and how a node-level answer is put together from its shards' answers.
+//!
+//! Every shard of a node belongs to the same cluster (same shard count, schema and routing),
+//! so a query is parsed once per call and read identically by every shard.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use scatter_core::ShardMeta;
+use scatter_proto::v1::{SearchResponse, ShardStatus};
+use tonic::Status;
+
+use crate::live::LiveShard;
+use crate::shard::{Shard, ShardError};
+
+/// The shards a node serves, by shard id.
+pub struct ShardSet {
+    shards: BTreeMap<u32, Arc<LiveShard>>,
+}
+
+impl ShardSet {
+    /// Opens every shard directory (creating an empty shard where `create` says so and
+    /// there is none). Refuses shards of different clusters or the same shard twice.
+    pub fn open(paths: &[PathBuf], create: Option<&ShardMeta>) -> anyhow::Result<Self> {
+        anyhow::ensure!(!paths.is_empty(), "a leaf needs at least one --index");
+        let mut shards = BTreeMap::new();
+        let mut first: Option<ShardMeta> = None;
+        for path in paths {
+            // Several shards created at once: each takes its id from its directory name.
+            let create = match create {
+                Some(meta) if paths.len() > 1 => {
+                    let k = shard_of_dir(path).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--create with several --index: {} must be named shard-K",
+                            path.display()
+                        )
+                    })?;
+                    Some(ShardMeta {
+                        shard: k,
+                        ..meta.clone()
+                    })
+                }
+                other => other.cloned(),
+            };
+            let live = crate::server::open_or_create(path, create.as_ref())?;
+            let meta = live.shard().meta().clone();
+            if let Some(f) = &first {
+                anyhow::ensure!(
+                    (f.num_shards, f.schema.fingerprint(), &f.routing)
+                        == (meta.num_shards, meta.schema.fingerprint(), &meta.routing),
+                    "{} belongs to another cluster than {} (shard count, schema or routing differ)",
+                    path.display(),
+                    paths[0].display()
+                );
+            }
+            anyhow::ensure!(
+                !shards.contains_key(&meta.shard),
+                "shard {} given twice ({})",
+                meta.shard,
+                path.display()
+            );
+            shards.insert(meta.shard, Arc::new(live));
+            first.get_or_insert(meta);
+        }
+        Ok(ShardSet { shards })
+    }
+
+    /// A node serving one shard.
+    pub fn single(shard: Arc<LiveShard>) -> Self {
+        let id = shard.shard().meta().shard;
+        ShardSet {
+            shards: BTreeMap::from([(id, shard)]),
+        }
+    }
+
+    /// Shard ids served, ascending.
+    pub fn ids(&self) -> Vec<u32> {
+        self.shards.keys().copied().collect()
+    }
+
+    /// Every shard served.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LiveShard>> {
+        self.shards.values()
+    }
+
+    /// The shard a single-shard call names; absent: the node's only shard.
+    pub fn get(&self, shard: Option<u32>) -> Result<&Arc<LiveShard>, Status> {
+        match shard {
+            Some(id) => self
+                .shards
+                .get(&id)
+                .ok_or_else(|| Status::not_found(format!("shard {id} is not served here"))),
+            None if self.shards.len() == 1 => Ok(self.shards.values().next().expect("one")),
+            None => Err(Status::invalid_argument(format!(
+                "this node serves shards {:?}: the call must name one",
+                self.ids()
+            ))),
+        }
+    }
+
+    /// The shards a data call names (empty: all), each with its open shard or `None` when
+    /// this node does not serve it.
+    pub fn select(&self, ids: &[u32]) -> Vec<(u32, Option<Arc<Shard>>)> {
+        if ids.is_empty() {
+            return self
+                .shards
+                .iter()
+                .map(|(id, s)| (*id, Some(s.shard())))
+                .collect();
+        }
+        ids.iter()
+            .map(|id| (*id, self.shards.get(id).map(|s| s.shard())))
+            .collect()
+    }
+
+    /// Any open shard (they share schema and parser).
+    pub fn any(&self) -> Arc<Shard> {
+        self.shards
+            .values()
+            .next()
+            .expect("a node serves a shard")
+            .shard()
+    }
+}
+
+/// `K` of a directory named `shard-K`.
+fn shard_of_dir(path: &std::path::Path) -> Option<u32> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("shard-")?
+        .parse()
+        .ok()
+}
+
+/// The status of a shard that failed inside a node-level call.
+pub fn failed_status(shard: u32, error: &ShardError) -> ShardStatus {
+    ShardStatus {
+        shard,
+        error: error.to_string(),
+        ..Default::default()
+    }
+}
+
+/// Merges the shards' search answers into the node's answer: one list by (score desc,
+/// id asc), cut to `window` (the caller asked for `offset + k` from each shard and passes
+/// the offset as 0, so the cut is exact: a hit below it has `window` better hits here), the
+/// documents of the hits kept, and one status per shard. A shard's error does not fail the
+/// others; a request error (bad query) fails the call.
+pub fn merge_search(
+    parts: Vec<(u32, Result<SearchResponse, ShardError>)>,
+    window: usize,
+) -> Result<SearchResponse, ShardError> {
+    if parts.len() == 1 {
+        let (id, part) = parts.into_iter().next().expect("one");
+        return Ok(match part {
+            Ok(mut r) => {
+                r.shards = vec![status_of(&r)];
+                r
+            }
+            Err(e @ ShardError::InvalidArgument(_)) => return Err(e),
+            Err(e) => SearchResponse {
+                shards: vec![failed_status(id, &e)],
+                ..Default::default()
+            },
+        });
+    }
+    let mut out = SearchResponse::default();
+    let mut docs = Vec::new();
+    for (id, part) in parts {
+        match part {
+            Ok(mut r) => {
+                out.shards.push(status_of(&r));
+                out.total_hits += r.total_hits;
+                out.took_micros = out.took_micros.max(r.took_micros);
+                out.hits.append(&mut r.hits);
+                docs.append(&mut r.docs);
+            }
+            Err(e @ ShardError::InvalidArgument(_)) => return Err(e),
+            Err(e) => out.shards.push(failed_status(id, &e)),
+        }
+    }
+    out.hits.sort_by(|a, b| {
+        (b.score.total_cmp(&a.score))
+            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.shard.cmp(&b.shard))
+    });
+    out.hits.truncate(window);
+    if !docs.is_empty() {
+        let kept: std::collections::HashSet<(u32, &str)> =
+            out.hits.iter().map(|h| (h.shard, h.id.as_str())).collect();
+        docs.retain(|d| kept.contains(&(d.shard, d.id.as_str())));
+        out.docs = docs;
+    }
+    out.total_hits_exact = out.shards.iter().all(|s| s.total_hits_exact);
+    Ok(out)
+}
+
+/// A shard's status in a node-level answer, from its own answer.
+fn status_of(r: &SearchResponse) -> ShardStatus {
+    ShardStatus {
+        shard: r.shard_id,
+        total_hits: r.total_hits,
+        total_hits_exact: r.total_hits_exact,
+        generation: r.generation,
+        took_micros: r.took_micros,
+        error: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scatter_proto::v1::ScoredHit;
+
+    fn part(shard: u32, hits: &[(&str, f32)]) -> SearchResponse {
+        SearchResponse {
+            hits: hits
+                .iter()
+                .map(|(id, score)| ScoredHit {
+                    id: id.to_string(),
+                    score: *score,
+                    shard,
+                })
+                .collect(),
+            total_hits: hits.len() as u64 * 10,
+            total_hits_exact: true,
+            shard_id: shard,
+            generation: 7,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merges_by_score_then_id_and_cuts() {
+        let merged = merge_search(
+            vec![
+                (0, Ok(part(0, &[("b", 3.0), ("d", 1.0)]))),
+                (1, Ok(part(1, &[("a", 3.0), ("c", 2.0)]))),
+                (2, Err(ShardError::Skipped)),
+            ],
+            3,
+        )
+        .unwrap();
+        let ids: Vec<_> = merged.hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(merged.total_hits, 40);
+        assert_eq!(merged.shards.len(), 3);
+        assert!(!merged.shards[2].error.is_empty());
+        assert!(merge_search(
+            vec![
+                (0, Ok(part(0, &[]))),
+                (1, Err(ShardError::InvalidArgument("bad".into())))
+            ],
+            3
+        )
+        .is_err());
+    }
+}

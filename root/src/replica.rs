@@ -1,0 +1,299 @@
+//! One replica of one shard as the root sees it: its health (up, ejected, stale, why),
+//! its index generation and operation count, and its metric handles.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scatter_proto::v1::InfoResponse;
+use scatter_proto::LeafClient;
+use serde::Serialize;
+
+use crate::leaf_node::{LeafNode, NodeChannel};
+
+/// Consecutive failed calls or probes that eject a replica.
+pub const EJECT_AFTER_FAILURES: u32 = 3;
+/// Consecutive races lost to a sibling replica (its call was still running when another
+/// replica's answer won) that eject a replica as a latency outlier.
+pub const EJECT_AFTER_LOST_RACES: u32 = 3;
+/// First ejection period; it doubles with each further ejection, up to [`MAX_EJECTION`].
+pub const BASE_EJECTION: Duration = Duration::from_secs(1);
+/// Longest ejection period.
+pub const MAX_EJECTION: Duration = Duration::from_secs(30);
+
+/// Health of one replica, as last observed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplicaState {
+    /// Answered its last probe or call and is not ejected.
+    pub up: bool,
+    /// Why it is down or ejected.
+    pub last_error: Option<String>,
+    /// Index generation from its last answer.
+    pub generation: u64,
+    /// Live documents from its last probe.
+    pub num_docs: u64,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Races lost to a sibling replica in a row.
+    pub consecutive_lost_races: u32,
+    /// Times it was ejected.
+    pub ejections: u64,
+    /// Milliseconds of ejection left (0 when not ejected).
+    pub ejected_for_ms: u64,
+    /// Serves another shard, shard count or schema: never called.
+    pub misconfigured: bool,
+    /// Missed writes its peers committed: not searched until repaired from a peer.
+    pub stale: bool,
+    /// Why it is stale.
+    pub stale_reason: Option<String>,
+    /// Write operations it has committed in its life (from its last probe or write).
+    pub ops: u64,
+    /// Segments in its index (0: it never received data).
+    pub num_segments: u32,
+    /// Probe rounds in a row in which it was behind a peer's operation count.
+    pub lag_rounds: u32,
+    /// Repairs completed.
+    pub repairs: u64,
+    #[serde(skip)]
+    ejected_until: Option<Instant>,
+}
+
+/// Metric handles of one replica, registered once so that a call records without building
+/// label sets. (Registered after the process recorder is installed: see `BoundRoot::bind`.)
+pub struct ReplicaMetrics {
+    ok: metrics::Counter,
+    rejected: metrics::Counter,
+    timeout: metrics::Counter,
+    error: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+impl ReplicaMetrics {
+    fn new(shard: usize, addr: &str) -> Self {
+        let calls = |outcome: &'static str| {
+            metrics::counter!("scatter_root_leaf_calls_total",
+                "shard" => shard.to_string(), "replica" => addr.to_string(), "outcome" => outcome)
+        };
+        ReplicaMetrics {
+            ok: calls("ok"),
+            rejected: calls("rejected"),
+            timeout: calls("timeout"),
+            error: calls("error"),
+            latency: metrics::histogram!("scatter_root_leaf_call_duration_seconds",
+                "shard" => shard.to_string(), "replica" => addr.to_string()),
+        }
+    }
+
+    /// Counts one call (`ok`, `rejected`, `timeout` or `error`) and its latency.
+    pub fn record(&self, outcome: &str, took: Duration) {
+        match outcome {
+            "ok" => &self.ok,
+            "rejected" => &self.rejected,
+            "timeout" => &self.timeout,
+            _ => &self.error,
+        }
+        .increment(1);
+        self.latency.record(took.as_secs_f64());
+    }
+}
+
+/// One replica of one shard: that shard as served by one leaf node. Its health (up,
+/// ejected, stale) is its own; its channel and load estimate are its node's, shared with the
+/// node's other shards.
+pub struct Replica {
+    /// Shard number.
+    pub shard: usize,
+    /// `host:port` of its node.
+    pub addr: String,
+    /// The node serving it.
+    pub node: Arc<LeafNode>,
+    /// Its metric handles.
+    pub metrics: ReplicaMetrics,
+    state: Mutex<ReplicaState>,
+}
+
+impl Replica {
+    /// The replica of `shard` on `node`, not probed yet.
+    pub fn new(shard: usize, node: Arc<LeafNode>) -> Self {
+        Replica {
+            shard,
+            addr: node.addr.clone(),
+            metrics: ReplicaMetrics::new(shard, &node.addr),
+            node,
+            state: Mutex::new(ReplicaState {
+                up: false,
+                last_error: Some("not probed yet".to_string()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// A handle on its node's channel (cheap clone; the connection is shared).
+    pub fn client(&self) -> LeafClient<NodeChannel> {
+        self.node.client()
+    }
+
+    /// A gRPC request naming this replica's shard is built by the caller; this is the shard
+    /// id to name.
+    pub fn shard_id(&self) -> Option<u32> {
+        Some(self.shard as u32)
+    }
+
+    /// Current state.
+    pub fn state(&self) -> ReplicaState {
+        let mut s = self.state.lock().expect("replica state").clone();
+        s.ejected_for_ms = s.ejected_until.map_or(0, |t| {
+            t.saturating_duration_since(Instant::now()).as_millis() as u64
+        });
+        s
+    }
+
+    /// Serves another shard, shard count or schema (never called).
+    pub fn is_misconfigured(&self) -> bool {
+        self.state.lock().expect("replica state").misconfigured
+    }
+
+    /// Healthy and not ejected: a first choice for calls.
+    pub fn is_up(&self) -> bool {
+        self.state.lock().expect("replica state").up
+    }
+
+    /// Records a failure. `hard` (the replica is unreachable) ejects at once; otherwise
+    /// [`EJECT_AFTER_FAILURES`] in a row do.
+    pub fn record_failure(&self, reason: String, hard: bool) {
+        let mut s = self.state.lock().expect("replica state");
+        s.consecutive_failures += 1;
+        let eject = hard || s.consecutive_failures >= EJECT_AFTER_FAILURES;
+        self.note_problem(&mut s, reason, eject);
+    }
+
+    /// Records that a sibling replica answered while this one's call was still running;
+    /// [`EJECT_AFTER_LOST_RACES`] in a row eject it as a latency outlier.
+    pub fn record_lost_race(&self) {
+        let mut s = self.state.lock().expect("replica state");
+        s.consecutive_lost_races += 1;
+        if s.consecutive_lost_races >= EJECT_AFTER_LOST_RACES {
+            s.consecutive_lost_races = 0;
+            let reason = format!("slow: lost {EJECT_AFTER_LOST_RACES} races in a row");
+            self.note_problem(&mut s, reason, true);
+        }
+    }
+
+    fn note_problem(&self, s: &mut ReplicaState, reason: String, eject: bool) {
+        s.last_error = Some(reason);
+        let already = s.ejected_until.is_some_and(|t| t > Instant::now());
+        if !already && eject {
+            let period = BASE_EJECTION
+                .saturating_mul(1 << s.ejections.min(5))
+                .min(MAX_EJECTION);
+            s.ejected_until = Some(Instant::now() + period);
+            s.ejections += 1;
+            s.up = false;
+            tracing::warn!(replica = %self.addr, ?period, "replica ejected");
+        }
+    }
+
+    /// Records a successful call: clears the failure count (and an ejection, since a call
+    /// reached it only because nothing better was left).
+    pub fn record_success(&self) {
+        let mut s = self.state.lock().expect("replica state");
+        s.consecutive_failures = 0;
+        s.consecutive_lost_races = 0;
+        if !s.up && !s.misconfigured {
+            reinstate_if_due(&mut s);
+        }
+    }
+
+    /// Missed writes its peers committed (or holds nothing while they hold data): not
+    /// searched until repaired.
+    pub fn mark_stale(&self, reason: String) {
+        let mut s = self.state.lock().expect("replica state");
+        if !s.stale {
+            tracing::warn!(replica = %self.addr, %reason, "replica is stale");
+        }
+        s.stale = true;
+        s.stale_reason = Some(reason);
+    }
+
+    /// Repaired: holds what its peers hold.
+    pub fn mark_repaired(&self, generation: u64, ops: u64) {
+        let mut s = self.state.lock().expect("replica state");
+        s.stale = false;
+        s.stale_reason = None;
+        s.lag_rounds = 0;
+        s.repairs += 1;
+        s.generation = generation;
+        s.ops = ops;
+    }
+
+    /// Declared current without a repair (see `repair::keep_one_current`).
+    pub fn clear_stale(&self) {
+        let mut s = self.state.lock().expect("replica state");
+        s.stale = false;
+        s.stale_reason = None;
+        s.lag_rounds = 0;
+    }
+
+    /// Index generation from its last probe or write, whatever its health.
+    pub fn generation(&self) -> u64 {
+        self.state.lock().expect("replica state").generation
+    }
+
+    /// Index generation from its last probe or write, if it is up and not stale (one that
+    /// searches may be sent to first).
+    pub fn searchable_generation(&self) -> Option<u64> {
+        let s = self.state.lock().expect("replica state");
+        (s.up && !s.stale).then_some(s.generation)
+    }
+
+    /// Must not be searched (stale) or written to.
+    pub fn is_stale(&self) -> bool {
+        self.state.lock().expect("replica state").stale
+    }
+
+    /// Records a committed write: its new generation (so caches keyed by generations see
+    /// the change at once) and operation count.
+    pub fn note_write(&self, generation: u64, ops: u64) {
+        let mut s = self.state.lock().expect("replica state");
+        s.generation = generation;
+        s.ops = ops;
+    }
+
+    /// Updates the lag count: `behind` this round or not; returns the rounds in a row.
+    pub fn note_lag(&self, behind: bool) -> u32 {
+        let mut s = self.state.lock().expect("replica state");
+        s.lag_rounds = if behind { s.lag_rounds + 1 } else { 0 };
+        s.lag_rounds
+    }
+
+    /// Records a successful probe: back in service once its ejection period is over.
+    pub fn probe_ok(&self, info: &InfoResponse) {
+        let mut s = self.state.lock().expect("replica state");
+        s.generation = info.generation;
+        s.num_docs = info.num_docs;
+        s.ops = info.ops;
+        s.num_segments = info.num_segments;
+        s.misconfigured = false;
+        if reinstate_if_due(&mut s) {
+            s.consecutive_failures = 0;
+        }
+    }
+
+    /// Serves another shard, shard count or schema than configured: never called.
+    pub fn mark_misconfigured(&self, reason: String) {
+        let mut s = self.state.lock().expect("replica state");
+        s.up = false;
+        s.misconfigured = true;
+        s.last_error = Some(reason);
+    }
+}
+
+/// Puts a replica back in service unless its ejection period is still running.
+fn reinstate_if_due(s: &mut ReplicaState) -> bool {
+    if s.ejected_until.is_some_and(|t| t > Instant::now()) {
+        return false;
+    }
+    s.up = true;
+    s.ejected_until = None;
+    s.last_error = None;
+    true
+}
