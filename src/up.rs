@@ -13,7 +13,6 @@ use scatter_core::{Manifest, ScatterSchema};
 use scatter_index_tools::BuildOptions;
 use scatter_leaf::server::BoundLeaf;
 use scatter_leaf::LeafConfig;
-use scatter_proto::v1::FaultSettings;
 use scatter_root::{BoundRoot, RootConfig};
 use tokio::sync::watch;
 
@@ -41,6 +40,12 @@ pub struct UpArgs {
     /// Replicas per shard.
     #[arg(long, default_value_t = 2)]
     replicas: u32,
+    /// Leaf nodes (processes' worth of leaves, here tasks of this process) the replicas are
+    /// spread over: replica r of shard k goes to node (k + r) mod N, so no node holds two
+    /// replicas of a shard. Default: as many nodes as replicas (2 nodes for 4 shards × 2
+    /// replicas, each serving 4 shards); shards × replicas gives one shard per node.
+    #[arg(long)]
+    nodes: Option<u32>,
     /// HTTP address of the root.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -50,7 +55,7 @@ pub struct UpArgs {
     /// Rebuild the indexes even if the data directory holds a build.
     #[arg(long)]
     rebuild: bool,
-    /// Faults injected into the first replica of every shard.
+    /// Faults injected into every node holding a first replica of a shard.
     #[command(flatten)]
     faults: crate::cli::FaultArgs,
     /// Never hedge (failover on error still happens).
@@ -73,29 +78,41 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let manifest = ensure_build(&args).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    let mut shards = Vec::new();
-    let mut port = args.leaf_base_port;
+    let nodes = args.nodes.unwrap_or(args.replicas);
+    anyhow::ensure!(
+        nodes >= args.replicas,
+        "--nodes {nodes} cannot hold {} replicas of a shard on different nodes",
+        args.replicas
+    );
+    let mut placed: Vec<Vec<(u32, u32)>> = vec![Vec::new(); nodes as usize];
     for k in 0..manifest.num_shards {
-        let mut addrs = Vec::new();
         for r in 0..args.replicas {
-            let dir = replica_dir(&args.data_dir, &manifest, k, r)?;
-            let listen = SocketAddr::from(([127, 0, 0, 1], port));
-            if port != 0 {
-                port += 1;
-            }
-            let faults = if r == 0 {
-                args.faults.settings()
-            } else {
-                FaultSettings::default()
-            };
-            let mut config = LeafConfig::new(dir, listen);
-            config.faults = faults;
-            let leaf = BoundLeaf::bind(&config).await?;
-            addrs.push(leaf.local_addr().to_string());
-            tasks.push(tokio::spawn(leaf.serve(stopped(stop_rx.clone()))));
+            placed[((k + r) % nodes) as usize].push((k, r));
         }
-        println!("shard {k}: leaves {}", addrs.join(", "));
-        shards.push(addrs);
+    }
+    let mut shards = vec![Vec::new(); manifest.num_shards as usize];
+    let mut port = args.leaf_base_port;
+    for (n, replicas) in placed.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
+        if port != 0 {
+            port += 1;
+        }
+        let mut config = LeafConfig::new(PathBuf::new(), listen);
+        config.indexes = replicas
+            .iter()
+            .map(|&(k, r)| replica_dir(&args.data_dir, &manifest, k, r))
+            .collect::<anyhow::Result<_>>()?;
+        if replicas.iter().any(|&(_, r)| r == 0) {
+            config.faults = args.faults.settings();
+        }
+        let leaf = BoundLeaf::bind(&config).await?;
+        let addr = leaf.local_addr().to_string();
+        for &(k, _) in replicas {
+            shards[k as usize].push(addr.clone());
+        }
+        let held: Vec<u32> = replicas.iter().map(|(k, _)| *k).collect();
+        println!("node {n}: {addr}, shards {held:?}");
+        tasks.push(tokio::spawn(leaf.serve(stopped(stop_rx.clone()))));
     }
     let mut config = RootConfig::new(args.listen, shards);
     config.hedge.enabled = !args.no_hedge;

@@ -99,6 +99,17 @@ impl Proc {
         Proc::start(&args)
     }
 
+    /// Starts a leaf node serving every shard directory in `dirs`.
+    pub fn node(dirs: &[PathBuf]) -> Proc {
+        let mut args = vec!["leaf".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+        for d in dirs {
+            args.push("--index".into());
+            args.push(d.to_str().unwrap().into());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Proc::start(&refs)
+    }
+
     /// Starts a root over `shards` (replica addresses per shard).
     pub fn root(shards: &[Vec<String>], extra: &[&str]) -> Proc {
         let mut args = vec!["root".to_string(), "--listen".into(), "127.0.0.1:0".into()];
@@ -298,7 +309,8 @@ impl Cluster {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies the files of a shard directory (a replica of its own).
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
