@@ -38,6 +38,21 @@ pub struct BenchArgs {
     /// Single-index build (`index build --shards 1`) to run the same load against in-process.
     #[arg(long)]
     baseline_index: Option<PathBuf>,
+    /// A second HTTP endpoint run with the same queries in the same invocation, alternated
+    /// with the target (a URL template: `{q}` is replaced by the URL-encoded query), e.g.
+    /// `http://127.0.0.1:3000/api/?nhits=10&q={q}`; both rows and their ratios are printed.
+    #[arg(long)]
+    compare: Option<String>,
+    /// Server CPU of the target: read `process_cpu_seconds_total` from these metrics pages
+    /// (repeatable; default: the target root's own `/metrics` unless --cpu-pid is given).
+    #[arg(long = "cpu-metrics")]
+    cpu_metrics: Vec<String>,
+    /// Server CPU of the target: add these local process ids (repeatable; e.g. the leaves).
+    #[arg(long = "cpu-pid")]
+    cpu_pids: Vec<u32>,
+    /// Server CPU of the --compare endpoint: these local process ids (repeatable).
+    #[arg(long = "compare-cpu-pid")]
+    compare_cpu_pids: Vec<u32>,
     /// Shuffle the queries with this seed (default: file order, round-robin).
     #[arg(long)]
     shuffle: Option<u64>,
@@ -87,7 +102,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         args.sweep
     };
+    let mut cpu_metrics = args.cpu_metrics;
+    if cpu_metrics.is_empty() && args.cpu_pids.is_empty() {
+        cpu_metrics.extend(scatter_bench::root_metrics_url(&target));
+    }
     let report = bench(&BenchOptions {
+        cpu: scatter_bench::cpu::CpuSources {
+            metrics_urls: cpu_metrics,
+            pids: args.cpu_pids,
+        },
+        compare: args.compare,
+        compare_cpu: scatter_bench::cpu::CpuSources {
+            metrics_urls: Vec::new(),
+            pids: args.compare_cpu_pids,
+        },
         target,
         queries,
         rates,

@@ -142,3 +142,64 @@ async fn bench_reports_plots_and_baselines() {
         "{errors:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_compares_two_endpoints_with_server_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 2, &dir.path().join("s2"));
+    build(&sample_corpus(), 1, &dir.path().join("s1"));
+    let two = Cluster::start(&dir.path().join("s2"), 1, &[]).await;
+    let one = Cluster::start(&dir.path().join("s1"), 1, &[]).await;
+    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/queries.txt");
+    let out = dir.path().join("cmp.json");
+    let leaf_pids: Vec<String> = two
+        .leaves
+        .iter()
+        .flatten()
+        .map(|p| p.pid().to_string())
+        .collect();
+    let mut args = vec![
+        "bench".to_string(),
+        "--target".into(),
+        format!("http://{}", two.root.addr),
+        "--queries".into(),
+        s(&queries).into(),
+        "--rate".into(),
+        "40".into(),
+        "--duration".into(),
+        "1s".into(),
+        "--warmup".into(),
+        "200ms".into(),
+        "--compare".into(),
+        format!("http://{}/search?size=10&q={{q}}", one.root.addr),
+        "--compare-cpu-pid".into(),
+        one.root.pid().to_string(),
+        "--cpu-metrics".into(),
+        format!("http://{}/metrics", two.root.addr),
+        "--out".into(),
+        s(&out).into(),
+    ];
+    for pid in &leaf_pids {
+        args.push("--cpu-pid".into());
+        args.push(pid.clone());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = scatter(&refs);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("ratio target/compare"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for side in ["runs", "compared"] {
+        let r = &report[side][0];
+        assert!(r["outcomes"]["ok"].as_u64().unwrap() >= 30, "{side}: {r}");
+        assert!(
+            r["outcomes"]["errors"].as_object().unwrap().is_empty(),
+            "{r}"
+        );
+        assert!(r["server_cpu_s"].as_f64().unwrap() > 0.0, "{side}: {r}");
+    }
+}

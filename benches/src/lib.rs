@@ -8,6 +8,7 @@
 //! - [`runner`]: a whole invocation: sweeps and the baseline at the same load;
 //! - [`plot`]: latency-by-percentile SVG plots, several runs overlaid.
 
+pub mod cpu;
 pub mod load;
 pub mod plot;
 pub mod report;
@@ -16,7 +17,7 @@ pub mod target;
 
 pub use load::{run, LoadSpec, Rate};
 pub use report::{BenchReport, RunReport};
-pub use runner::{bench, BenchOptions};
+pub use runner::{bench, root_metrics_url, BenchOptions};
 
 /// Parses a duration such as `500ms`, `10s`, `2m` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {

@@ -55,6 +55,8 @@ pub struct LoadSpec {
     pub queries: Arc<Vec<String>>,
     /// Print a progress line to stderr.
     pub progress: bool,
+    /// Where to read the servers' CPU time (none: not reported).
+    pub cpu: crate::cpu::CpuSources,
 }
 
 type Sample = (Duration, Outcome);
@@ -70,6 +72,16 @@ pub async fn run(target: Arc<dyn Target>, spec: &LoadSpec) -> anyhow::Result<Run
     let measure_from = start + spec.warmup;
     let end = measure_from + spec.duration;
     let collector = tokio::spawn(collect(rx, spec.progress, start));
+    let cpu = (!spec.cpu.is_empty()).then(|| {
+        let sources = spec.cpu.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = sources.sample(&http).await?;
+            tokio::time::sleep_until(end.into()).await;
+            Some(sources.sample(&http).await? - before)
+        })
+    });
     let window = Window {
         start,
         measure_from,
@@ -85,6 +97,9 @@ pub async fn run(target: Arc<dyn Target>, spec: &LoadSpec) -> anyhow::Result<Run
     let (histogram, tally) = collector.await.expect("collector task");
     let mut report = RunReport::new(&target.label(), spec, &histogram, tally);
     report.send_lag = send_lag.map(|h| crate::report::Percentiles::of(&h));
+    if let Some(task) = cpu {
+        report.server_cpu_s = task.await.ok().flatten();
+    }
     Ok(report)
 }
 

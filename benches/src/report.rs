@@ -107,6 +107,17 @@ pub struct RunReport {
     /// generator's own error, included in the latencies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_lag: Option<Percentiles>,
+    /// CPU seconds the servers used during the measured time (every process read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_s: Option<f64>,
+}
+
+impl RunReport {
+    /// Server CPU per answered request, in microseconds.
+    pub fn cpu_us_per_request(&self) -> Option<f64> {
+        let answered = self.outcomes.ok.max(1) as f64;
+        self.server_cpu_s.map(|s| s * 1e6 / answered)
+    }
 }
 
 impl RunReport {
@@ -144,12 +155,13 @@ impl RunReport {
             latency: Percentiles::of(h),
             distribution,
             send_lag: None,
+            server_cpu_s: None,
         }
     }
 
     /// Header of the one-line table form.
     pub fn header() -> &'static str {
-        "mode    rate/s  achieved/s  requests      p50      p90      p99    p99.9      max  errors partial"
+        "mode    rate/s  achieved/s  requests      p50      p90      p99    p99.9      max  errors partial  cpu_us/req"
     }
 }
 
@@ -164,7 +176,7 @@ impl fmt::Display for RunReport {
             .map_or("max".to_string(), |r| format!("{r:.0}"));
         write!(
             f,
-            "{:<6} {:>7} {:>11.1} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
+            "{:<6} {:>7} {:>11.1} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>11}",
             self.mode,
             rate,
             self.achieved_rate,
@@ -176,6 +188,8 @@ impl fmt::Display for RunReport {
             ms(self.latency.max_us),
             self.outcomes.error_count(),
             self.outcomes.partial,
+            self.cpu_us_per_request()
+                .map_or("-".to_string(), |c| format!("{c:.1}")),
         )
     }
 }
@@ -222,6 +236,12 @@ pub struct BenchReport {
     pub baseline: Vec<RunReport>,
     /// Per run: run / baseline, when a baseline was measured.
     pub ratios: Vec<Ratios>,
+    /// `--compare`: the second endpoint's URL template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<String>,
+    /// `--compare`: its runs, alternated with the target's (one per target run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compared: Vec<RunReport>,
 }
 
 impl fmt::Display for BenchReport {
@@ -248,7 +268,34 @@ impl fmt::Display for BenchReport {
                 )?;
             }
         }
-        for run in self.runs.iter().chain(&self.baseline) {
+        if let Some(url) = &self.compare {
+            writeln!(f, "compare: {url}")?;
+            for run in &self.compared {
+                writeln!(f, "{run}")?;
+            }
+            writeln!(
+                f,
+                "ratio target/compare:  req/s    p50    p90    p99  p99.9  cpu/req"
+            )?;
+            for (a, b) in self.runs.iter().zip(&self.compared) {
+                let r = Ratios::of(&a.latency, &b.latency);
+                let cpu = match (a.cpu_us_per_request(), b.cpu_us_per_request()) {
+                    (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+                    _ => "-".to_string(),
+                };
+                writeln!(
+                    f,
+                    "                      {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>8}",
+                    a.achieved_rate / b.achieved_rate.max(1e-9),
+                    r.p50,
+                    r.p90,
+                    r.p99,
+                    r.p999,
+                    cpu
+                )?;
+            }
+        }
+        for run in self.runs.iter().chain(&self.baseline).chain(&self.compared) {
             if let Some(lag) = &run.send_lag {
                 writeln!(
                     f,

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cpu::CpuSources;
 use crate::load::{run, LoadSpec, Rate};
 use crate::report::{BenchReport, Ratios};
-use crate::target::{HttpTarget, IndexTarget, Target};
+use crate::target::{HttpTarget, IndexTarget, Target, TemplateTarget};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -32,6 +33,21 @@ pub struct BenchOptions {
     pub shuffle: Option<u64>,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Where to read the target's server CPU.
+    pub cpu: CpuSources,
+    /// A second endpoint (URL template with `{q}`) run with the same queries, alternated
+    /// with the target: one compare run after each target run.
+    pub compare: Option<String>,
+    /// Where to read the compared server's CPU.
+    pub compare_cpu: CpuSources,
+}
+
+/// The default CPU source of a Scatter root target: its own `/metrics` (in `scatter up`
+/// the leaves share the root's process, so that is the whole cluster).
+pub fn root_metrics_url(target: &str) -> Option<String> {
+    let url = reqwest::Url::parse(target).ok()?;
+    (url.path() == "/" || url.path().is_empty())
+        .then(|| format!("{}/metrics", target.trim_end_matches('/')))
 }
 
 /// Runs every rate against the target (and the baseline).
@@ -57,9 +73,14 @@ pub async fn bench(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         Some(dir) => Some(Arc::new(IndexTarget::open(dir, size)?)),
         None => None,
     };
+    let compare: Option<Arc<dyn Target>> = match &opts.compare {
+        Some(t) => Some(Arc::new(TemplateTarget::new(t)?)),
+        None => None,
+    };
     let mut report = BenchReport {
         target: opts.target.clone(),
         queries: opts.queries.display().to_string(),
+        compare: opts.compare.clone(),
         ..Default::default()
     };
     for rate in &opts.rates {
@@ -70,8 +91,16 @@ pub async fn bench(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
             connections: opts.connections,
             queries: queries.clone(),
             progress: opts.progress,
+            cpu: opts.cpu.clone(),
         };
         let run_report = run(target.clone(), &spec).await?;
+        if let Some(other) = &compare {
+            let spec = LoadSpec {
+                cpu: opts.compare_cpu.clone(),
+                ..spec.clone()
+            };
+            report.compared.push(run(other.clone(), &spec).await?);
+        }
         if let Some(base) = &baseline {
             let base_report = run(base.clone(), &spec).await?;
             report

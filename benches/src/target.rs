@@ -46,13 +46,8 @@ impl HttpTarget {
         } else {
             url.to_string()
         };
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(1024)
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?;
         Ok(HttpTarget {
-            client,
+            client: http_client()?,
             url,
             params,
         })
@@ -72,30 +67,92 @@ impl Target for HttpTarget {
             .get(&self.url)
             .query(&[("q", query)])
             .query(&self.params);
-        Box::pin(async move {
-            let resp = match request.send().await {
-                Ok(r) => r,
-                Err(e) if e.is_timeout() => return Outcome::Error("timeout".into()),
-                Err(e) if e.is_connect() => return Outcome::Error("connect".into()),
-                Err(_) => return Outcome::Error("transport".into()),
-            };
-            let status = resp.status();
-            let body = resp.bytes().await;
-            if !status.is_success() {
-                return Outcome::Error(format!("http_{}", status.as_u16()));
-            }
-            match body
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Answer>(&b).ok())
-            {
-                Some(a) => Outcome::Ok { partial: a.partial },
-                None => Outcome::Error("decode".into()),
-            }
-        })
+        Box::pin(send(request))
     }
 
     fn label(&self) -> String {
         self.url.trim_end_matches("/search").to_string()
+    }
+}
+
+/// Any HTTP search endpoint given as a URL template whose `{q}` is replaced by the
+/// URL-encoded query, e.g. `http://127.0.0.1:3000/api/?nhits=10&q={q}` for
+/// `tantivy-cli serve`. Any 2xx answer counts as answered (JSON with `"partial": true` as
+/// partial).
+pub struct TemplateTarget {
+    client: reqwest::Client,
+    template: String,
+}
+
+impl TemplateTarget {
+    /// Targets `template`, which must contain `{q}`.
+    pub fn new(template: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            template.contains("{q}"),
+            "--compare wants a URL with {{q}} where the query goes, got {template:?}"
+        );
+        reqwest::Url::parse(&template.replace("{q}", "x"))?;
+        Ok(TemplateTarget {
+            client: http_client()?,
+            template: template.to_string(),
+        })
+    }
+}
+
+impl Target for TemplateTarget {
+    fn call(&self, query: &str) -> BoxFuture<'static, Outcome> {
+        let encoded: String = url_encode(query);
+        let request = self.client.get(self.template.replace("{q}", &encoded));
+        Box::pin(send(request))
+    }
+
+    fn label(&self) -> String {
+        self.template.clone()
+    }
+}
+
+/// Percent-encodes a query for a URL's query string.
+fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The HTTP client every HTTP target uses (TCP_NODELAY, connection reuse).
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?)
+}
+
+/// Sends one request and reads its outcome.
+async fn send(request: reqwest::RequestBuilder) -> Outcome {
+    let resp = match request.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return Outcome::Error("timeout".into()),
+        Err(e) if e.is_connect() => return Outcome::Error("connect".into()),
+        Err(_) => return Outcome::Error("transport".into()),
+    };
+    let status = resp.status();
+    let body = resp.bytes().await;
+    if !status.is_success() {
+        return Outcome::Error(format!("http_{}", status.as_u16()));
+    }
+    match body
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Answer>(&b).ok())
+    {
+        Some(a) => Outcome::Ok { partial: a.partial },
+        None => Outcome::Error("decode".into()),
     }
 }
 

@@ -29,7 +29,15 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The metrics page in Prometheus text format.
+/// The metrics page in Prometheus text format, with the process's CPU time
+/// (`process_cpu_seconds_total`, the standard process collector's name).
 pub fn render() -> String {
-    prometheus().map(|h| h.render()).unwrap_or_default()
+    let mut page = prometheus().map(|h| h.render()).unwrap_or_default();
+    if let Some(cpu) = crate::cpu::process_cpu_seconds(None) {
+        page.push_str(&format!(
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+             # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}\n"
+        ));
+    }
+    page
 }

@@ -122,6 +122,11 @@ impl Proc {
         Proc::start(&refs)
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the process.
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
