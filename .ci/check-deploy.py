@@ -2,7 +2,7 @@
 """Offline checks of deploy/kubernetes: schema validation (kubernetes-validate, run by
 .ci/run), and the settings the manifests carry, tried with the real binary: the root's
 config file starts a root, the schema creates a leaf, and the leaf pod's shell line computes
-the right shard for every pod ordinal."""
+the shard directories of every pod, which start as one node serving all of them."""
 
 import pathlib
 import subprocess
@@ -41,24 +41,28 @@ def main():
         (tmp / "root.toml").write_text(config["root.toml"])
         (tmp / "schema.toml").write_text(config["schema.toml"])
         starts(["root", "--config", str(tmp / "root.toml"), "--listen", "127.0.0.1:0"])
-        starts(["leaf", "--index", str(tmp / "shard"), "--listen", "127.0.0.1:0", "--create",
-                "--shard-id", "0", "--num-shards", str(shards), "--schema", str(tmp / "schema.toml")])
-    root_shards = tomllib.loads(config["root.toml"])["shard"]
-    assert len(root_shards) == shards, f"root lists {len(root_shards)} shards, leaves {shards}"
-    leaf = docs("leaf-statefulset.yaml")[0]
-    pods = leaf["spec"]["replicas"]
-    line = leaf["spec"]["template"]["spec"]["containers"][0]["args"][0]
-    assert pods % shards == 0, f"{pods} leaf pods do not divide into {shards} shards"
-    for ordinal in range(pods):
-        shown = subprocess.run(
-            ["sh", "-c", line.replace("exec /usr/local/bin/scatter", "echo")],
-            env={"HOSTNAME": f"leaf-{ordinal}", "NUM_SHARDS": str(shards), "PATH": "/usr/bin:/bin"},
-            capture_output=True, text=True, check=True).stdout.split()
-        shard = int(shown[shown.index("--shard-id") + 1])
-        assert shard == ordinal % shards, (ordinal, shown)
-        pod = f"leaf-{ordinal}.leaf:7070"
-        assert pod in root_shards[shard].split(","), f"{pod} is not listed under shard {shard}"
-    print(f"deploy: {pods} leaf pods over {shards} shards, root and leaf settings start the real binary")
+        root_shards = tomllib.loads(config["root.toml"])["shard"]
+        assert len(root_shards) == shards, f"root lists {len(root_shards)} shards, leaves {shards}"
+        leaf = docs("leaf-statefulset.yaml")[0]
+        pods = leaf["spec"]["replicas"]
+        line = leaf["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        for ordinal in range(pods):
+            shown = subprocess.run(
+                ["sh", "-c", line.replace("exec /usr/local/bin/scatter", "echo")],
+                env={"HOSTNAME": f"leaf-{ordinal}", "NUM_SHARDS": str(shards), "PATH": "/usr/bin:/bin"},
+                capture_output=True, text=True, check=True).stdout.split()
+            dirs = [shown[i + 1] for i, a in enumerate(shown) if a == "--index"]
+            assert dirs == [f"/data/shard-{k}" for k in range(shards)], (ordinal, shown)
+            pod = f"leaf-{ordinal}.leaf:7070"
+            for k in range(shards):
+                assert pod in root_shards[k].split(","), f"{pod} is not listed under shard {k}"
+            # The pod's own arguments, its volume and config replaced by temporary ones.
+            args = [a.replace("/data", str(tmp / f"pod-{ordinal}")).replace("/etc/scatter", str(tmp))
+                    for a in shown[shown.index("leaf"):]]
+            args[args.index("--listen") + 1] = "127.0.0.1:0"
+            args[args.index("--metrics-listen") + 1] = "127.0.0.1:0"
+            starts(args)
+    print(f"deploy: {pods} leaf pods, each a node of {shards} shards; root and leaf settings start the real binary")
 
 
 if __name__ == "__main__":

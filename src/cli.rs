@@ -88,8 +88,10 @@ impl LeafArgs {
         if !self.create {
             return Ok(None);
         }
-        let (Some(shard), Some(num_shards)) = (self.shard_id, self.num_shards) else {
-            anyhow::bail!("--create needs --shard-id and --num-shards");
+        // With several --index, each directory's name gives its shard id.
+        let shard = self.shard_id.or((self.index.len() > 1).then_some(0));
+        let (Some(shard), Some(num_shards)) = (shard, self.num_shards) else {
+            anyhow::bail!("--create needs --num-shards, and --shard-id with a single --index");
         };
         anyhow::ensure!(
             shard < num_shards,
