@@ -28,7 +28,9 @@ use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::time::error::Elapsed;
-use tonic::{Code, Status};
+use tonic::Status;
+
+pub use crate::retry::{classify, past, CallResult};
 
 use crate::api::ShardFailure;
 use crate::balance::p2c_order;
@@ -128,41 +130,6 @@ impl Hedging {
 /// failed inside the node (the other shards' parts stand).
 pub type ShardParts<T> = Vec<(usize, Result<T, String>)>;
 
-/// The retry policy's reading of one node-level call's result.
-#[derive(Debug)]
-pub enum CallResult<T> {
-    /// Answered (shards may still have failed inside).
-    Ok(T),
-    /// The request itself is wrong: no replica would answer it.
-    Rejected(String),
-    /// The deadline passed.
-    TimedOut,
-    /// Failed; `true` when the node looks unreachable. The shards go to other replicas.
-    Failed(String, bool),
-}
-
-/// The retry policy: what a call's result means for its shards.
-pub fn classify<T>(r: Result<Result<T, Status>, Elapsed>, deadline: Instant) -> CallResult<T> {
-    match r {
-        Ok(Ok(v)) => CallResult::Ok(v),
-        Ok(Err(s)) if s.code() == Code::InvalidArgument => {
-            CallResult::Rejected(s.message().to_string())
-        }
-        Ok(Err(s)) if s.code() == Code::DeadlineExceeded || past(deadline) => CallResult::TimedOut,
-        Ok(Err(s)) => {
-            let msg = if s.message().is_empty() {
-                "no message"
-            } else {
-                s.message()
-            };
-            let unreachable = s.code() == Code::Unavailable
-                && (msg.contains("transport") || msg.contains("connect"));
-            CallResult::Failed(format!("{:?}: {msg}", s.code()), unreachable)
-        }
-        Err(_) => CallResult::TimedOut,
-    }
-}
-
 /// One shard's progress within a request.
 struct Slot<'a, T> {
     group: &'a ShardGroup,
@@ -204,34 +171,7 @@ where
     Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
 {
     let start = Instant::now();
-    let rank = node_ranking(cluster);
-    let rank_of = |n: &LeafNode| rank.get(n.addr.as_str()).copied().unwrap_or(usize::MAX);
-    let slots: Vec<Slot<T>> = shards
-        .iter()
-        .map(|&s| {
-            let group = &cluster.shards[s];
-            group.counters.calls.fetch_add(1, Ordering::Relaxed);
-            hedging.budget.deposit();
-            Slot {
-                group,
-                order: group.replica_order_by(&rank_of),
-                next: 0,
-                pending: Vec::new(),
-                result: None,
-                failed: Vec::new(),
-                profile: ShardProfile {
-                    shard: s,
-                    ..Default::default()
-                },
-            }
-        })
-        .collect();
-    let mut run = Run {
-        slots,
-        calls: Vec::new(),
-        start,
-        deadline,
-    };
+    let mut run = Run::new(cluster, shards, hedging, deadline);
     let mut in_flight: FuturesUnordered<Abortable<CallFuture<'f, T>>> = FuturesUnordered::new();
     run.launch(&mut in_flight, &call, (0..shards.len()).collect(), false);
     for slot in run.slots.iter_mut() {
@@ -252,18 +192,7 @@ where
         tokio::select! {
             Some(done) = in_flight.next() => {
                 let Ok((id, r)) = done else { continue }; // cancelled
-                run.calls[id].done = true;
-                let retry = settle(&mut run.slots, &run.calls[id], classify(r, deadline));
-                let retry: Vec<usize> = retry
-                    .into_iter()
-                    .filter(|&s| finish_if_exhausted(&mut run.slots[s], deadline))
-                    .collect();
-                for &s in &retry {
-                    let g = run.slots[s].group;
-                    g.counters.failovers.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("scatter_root_failovers_total", "shard" => g.shard.to_string())
-                        .increment(1);
-                }
+                let retry = run.answered(id, classify(r, deadline));
                 run.launch(&mut in_flight, &call, retry, false);
                 cancel_settled(&run.slots, &mut run.calls);
             }
@@ -272,15 +201,7 @@ where
                 let which = hedgeable(&mut run.slots, hedging);
                 run.launch(&mut in_flight, &call, which, true);
             }
-            _ = &mut deadline_timer => {
-                for slot in run.slots.iter_mut().filter(|s| s.result.is_none()) {
-                    for (idx, _) in std::mem::take(&mut slot.pending) {
-                        let f = failure(slot.group, &slot.order[idx], "timed out".into());
-                        slot.failed.push(f);
-                    }
-                    slot.result = Some(Err(ShardError::TimedOut));
-                }
-            }
+            _ = &mut deadline_timer => run.time_out(),
         }
     }
     for call in run.calls.iter().filter(|c| !c.done) {
@@ -299,6 +220,66 @@ struct Run<'a, T> {
 }
 
 impl<'a, T> Run<'a, T> {
+    /// A run over `shards`: each shard's replicas in this request's node order.
+    fn new(cluster: &'a Cluster, shards: &[usize], hedging: &Hedging, deadline: Instant) -> Self {
+        let rank = node_ranking(cluster);
+        let rank_of = |n: &LeafNode| rank.get(n.addr.as_str()).copied().unwrap_or(usize::MAX);
+        let slots = shards
+            .iter()
+            .map(|&s| {
+                let group = &cluster.shards[s];
+                group.counters.calls.fetch_add(1, Ordering::Relaxed);
+                hedging.budget.deposit();
+                Slot {
+                    group,
+                    order: group.replica_order_by(&rank_of),
+                    next: 0,
+                    pending: Vec::new(),
+                    result: None,
+                    failed: Vec::new(),
+                    profile: ShardProfile {
+                        shard: s,
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect();
+        Run {
+            slots,
+            calls: Vec::new(),
+            start: Instant::now(),
+            deadline,
+        }
+    }
+
+    /// Applies call `id`'s result; returns the shards to fail over now.
+    fn answered(&mut self, id: usize, r: CallResult<ShardParts<T>>) -> Vec<usize> {
+        self.calls[id].done = true;
+        let retry = settle(&mut self.slots, &self.calls[id], r);
+        let retry: Vec<usize> = retry
+            .into_iter()
+            .filter(|&s| finish_if_exhausted(&mut self.slots[s], self.deadline))
+            .collect();
+        for &s in &retry {
+            let g = self.slots[s].group;
+            g.counters.failovers.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("scatter_root_failovers_total", "shard" => g.shard.to_string())
+                .increment(1);
+        }
+        retry
+    }
+
+    /// The deadline passed: every unanswered shard timed out, its pending calls with it.
+    fn time_out(&mut self) {
+        for slot in self.slots.iter_mut().filter(|s| s.result.is_none()) {
+            for (idx, _) in std::mem::take(&mut slot.pending) {
+                let f = failure(slot.group, &slot.order[idx], "timed out".into());
+                slot.failed.push(f);
+            }
+            slot.result = Some(Err(ShardError::TimedOut));
+        }
+    }
+
     /// Sends the slots in `which` to their next replicas, one call per node.
     fn launch<'f, F, Fut>(
         &mut self,
@@ -381,6 +362,18 @@ fn next_replicas<T>(slots: &mut [Slot<'_, T>], which: Vec<usize>) -> Vec<NodeBat
     by_node
 }
 
+/// What a finished call says about the shards it carried, besides their parts.
+enum Verdict {
+    /// The node answered; each shard's part tells.
+    Answered,
+    /// The request is wrong.
+    Rejected(String),
+    /// The deadline passed.
+    TimedOut,
+    /// The node failed (`true`: unreachable).
+    Failed(String, bool),
+}
+
 /// Applies a finished call to its shards; returns the slots that lost their only pending
 /// call to a failure (candidates for failover).
 fn settle<T>(
@@ -390,88 +383,86 @@ fn settle<T>(
 ) -> Vec<usize> {
     let took = call.started.elapsed();
     let mut parts: HashMap<usize, Result<T, String>> = HashMap::new();
-    let mut node_error: Option<(String, bool)> = None;
-    let mut rejected = None;
-    let outcome_name = match r {
+    let verdict = match r {
         CallResult::Ok(p) => {
             parts = p.into_iter().collect();
-            "ok"
+            Verdict::Answered
         }
-        CallResult::Rejected(reason) => {
-            rejected = Some(reason);
-            "rejected"
-        }
-        CallResult::TimedOut => "timeout",
-        CallResult::Failed(reason, hard) => {
-            node_error = Some((reason, hard));
-            "error"
-        }
+        CallResult::Rejected(reason) => Verdict::Rejected(reason),
+        CallResult::TimedOut => Verdict::TimedOut,
+        CallResult::Failed(reason, hard) => Verdict::Failed(reason, hard),
     };
     let mut retry = Vec::new();
     for &(s, idx) in &call.shards {
         let slot = &mut slots[s];
-        let Some(pos) = slot.pending.iter().position(|(i, _)| *i == idx) else {
-            continue;
-        };
-        let (_, attempt) = slot.pending.remove(pos);
-        let replica = slot.order[idx].clone();
-        let a = &mut slot.profile.attempts[attempt];
-        a.took_ms = ms(took);
         let part = parts.remove(&slot.group.shard);
-        let shard_outcome = match (&part, outcome_name) {
-            (Some(Err(_)) | None, "ok") => "error",
-            (_, o) => o,
-        };
-        replica.metrics.record(shard_outcome, took);
-        if slot.result.is_some() {
-            a.outcome = "late".into();
-            continue;
-        }
-        let reason = match (part, &rejected, &node_error) {
-            (Some(Ok(value)), ..) => {
-                a.outcome = "ok".into();
-                replica.record_success();
-                slot.group.latency.record(took);
-                if a.hedge {
-                    slot.group
-                        .counters
-                        .hedge_wins
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                slot.profile.replica = Some(replica.addr.clone());
-                slot.result = Some(Ok(Answer {
-                    value,
-                    replica: replica.addr.clone(),
-                }));
-                continue;
-            }
-            (_, Some(reason), _) => {
-                a.outcome = format!("rejected: {reason}");
-                slot.result = Some(Err(ShardError::Rejected(reason.clone())));
-                continue;
-            }
-            (_, _, Some((reason, hard))) => {
-                replica.record_failure(reason.clone(), *hard);
-                reason.clone()
-            }
-            (Some(Err(reason)), ..) => {
-                replica.record_failure(reason.clone(), false);
-                reason
-            }
-            (None, _, None) if outcome_name == "timeout" => "timed out".to_string(),
-            (None, ..) => {
-                let reason = "the node's answer left this shard out".to_string();
-                replica.record_failure(reason.clone(), false);
-                reason
-            }
-        };
-        a.outcome = reason.clone();
-        slot.failed.push(failure(slot.group, &replica, reason));
-        if slot.pending.is_empty() && outcome_name != "timeout" {
+        if settle_shard(slot, idx, part, &verdict, took) {
             retry.push(s);
         }
     }
     retry
+}
+
+/// Applies a finished call to one shard it carried (replica `idx` of the slot's order):
+/// its answer, or a failure booked on the replica. True when the shard has no call left
+/// and may fail over.
+fn settle_shard<T>(
+    slot: &mut Slot<'_, T>,
+    idx: usize,
+    part: Option<Result<T, String>>,
+    verdict: &Verdict,
+    took: Duration,
+) -> bool {
+    let Some(pos) = slot.pending.iter().position(|(i, _)| *i == idx) else {
+        return false;
+    };
+    let (_, attempt) = slot.pending.remove(pos);
+    let replica = slot.order[idx].clone();
+    let a = &mut slot.profile.attempts[attempt];
+    a.took_ms = ms(took);
+    let outcome = match (verdict, &part) {
+        (Verdict::Answered, Some(Ok(_))) => "ok",
+        (Verdict::Answered, _) | (Verdict::Failed(..), _) => "error",
+        (Verdict::Rejected(_), _) => "rejected",
+        (Verdict::TimedOut, _) => "timeout",
+    };
+    replica.metrics.record(outcome, took);
+    if slot.result.is_some() {
+        a.outcome = "late".into();
+        return false;
+    }
+    let (reason, hard) = match (part, verdict) {
+        (Some(Ok(value)), _) => {
+            a.outcome = "ok".into();
+            replica.record_success();
+            slot.group.latency.record(took);
+            if a.hedge {
+                slot.group
+                    .counters
+                    .hedge_wins
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            slot.profile.replica = Some(replica.addr.clone());
+            let replica = replica.addr.clone();
+            slot.result = Some(Ok(Answer { value, replica }));
+            return false;
+        }
+        (_, Verdict::Rejected(reason)) => {
+            a.outcome = format!("rejected: {reason}");
+            slot.result = Some(Err(ShardError::Rejected(reason.clone())));
+            return false;
+        }
+        (_, Verdict::TimedOut) => ("timed out".to_string(), None),
+        (_, Verdict::Failed(reason, hard)) => (reason.clone(), Some(*hard)),
+        (Some(Err(reason)), Verdict::Answered) => (reason, Some(false)),
+        (None, Verdict::Answered) => ("the node's answer left this shard out".into(), Some(false)),
+    };
+    if let Some(hard) = hard {
+        replica.record_failure(reason.clone(), hard);
+    }
+    a.outcome = reason.clone();
+    slot.failed.push(failure(slot.group, &replica, reason));
+    slot.pending.is_empty() && !matches!(verdict, Verdict::TimedOut)
 }
 
 /// Whether a slot that lost its last pending call may go on to another replica; if not,
@@ -570,12 +561,6 @@ fn failure(group: &ShardGroup, replica: &Replica, reason: String) -> ShardFailur
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// Whether `deadline` has (all but) passed: a call that failed then failed for lack of time,
-/// whatever status the client library reported.
-fn past(deadline: Instant) -> bool {
-    deadline.saturating_duration_since(Instant::now()) < Duration::from_millis(1)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! - [`root`]: one search end to end: validate, scatter, merge, fetch, report coverage;
 //! - [`fanout`]: the scatter: one call per leaf node, all shards under one deadline, with
 //!   failover and hedging per shard;
+//! - [`retry`]: the retry policy: what a call's result means for its shards;
 //! - [`hedge`]: hedge delay (recent p95) and the hedge budget;
 //! - [`balance`]: replica choice, power of two choices over peak-EWMA load;
 //! - [`merge`]: the gather: k-way merge of per-shard ranked lists, deterministic on ties;
@@ -39,6 +40,7 @@ pub mod prober;
 pub mod repair;
 pub mod replica;
 pub mod request_id;
+pub mod retry;
 pub mod root;
 pub mod stats;
 pub mod stats_table;
