@@ -64,6 +64,10 @@ struct LeafArgs {
     /// Serve Prometheus metrics over HTTP at this address (`/metrics`).
     #[arg(long, env = "SCATTER_LEAF_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Async worker threads (gRPC I/O; searches run on them and on the blocking pool).
+    /// Default: one per core.
+    #[arg(long, env = "SCATTER_LEAF_WORKER_THREADS")]
+    worker_threads: Option<usize>,
     /// If --index holds no shard: create an empty one (needs --shard-id and --num-shards;
     /// with several --index, each directory's name `shard-K` gives its shard id). A new
     /// replica of a shard with data is then repaired from a peer by the root.
@@ -144,6 +148,11 @@ struct RootArgs {
     /// HTTP address to listen on.
     #[arg(long, env = "SCATTER_ROOT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Async worker threads. Default: one per core. A root sharing its cores with leaves
+    /// (or a small machine) costs less per query with 1: no request crosses threads
+    /// (docs/benchmarks.md, session 4).
+    #[arg(long, env = "SCATTER_ROOT_WORKER_THREADS")]
+    worker_threads: Option<usize>,
     /// Replica addresses of one shard, comma-separated; repeat once per shard, in shard order
     /// (in the environment variable: shards separated by `;`).
     #[arg(
@@ -340,8 +349,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(IndexCommand::Build(args)) => index_build(args),
         Command::Index(IndexCommand::Verify(args)) => runtime()?.block_on(index_verify(args)),
         Command::Index(IndexCommand::Push(args)) => runtime()?.block_on(index_push(args)),
-        Command::Leaf(args) => runtime()?.block_on(leaf(args)),
-        Command::Root(args) => runtime()?.block_on(root(args)),
+        Command::Leaf(args) => runtime_with(args.worker_threads)?.block_on(leaf(args)),
+        Command::Root(args) => runtime_with(args.worker_threads)?.block_on(root(args)),
         Command::Up(args) => runtime()?.block_on(crate::up::up(args)),
         Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
         Command::Faults(args) => runtime()?.block_on(faults(args)),
@@ -349,9 +358,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    runtime_with(None)
+}
+
+/// A multi-threaded runtime with `workers` worker threads (default: one per core).
+fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        anyhow::ensure!(n >= 1, "--worker-threads must be at least 1");
+        builder.worker_threads(n);
+    }
+    Ok(builder.enable_all().build()?)
 }
 
 fn index_build(args: BuildArgs) -> anyhow::Result<()> {

@@ -10,7 +10,8 @@
 # the peer, one leaf node serving the 4 shards + a root, and the old layout (4 leaf processes
 # + a root); checks that both sides return the same answers (same-answers.py); then measures
 # with wrk (cost.sh: req/s, latency, server CPU per request) at 8 connections and 1, and with
-# `scatter bench --compare` beside it.
+# `scatter bench --compare` beside it. Root and node run with --worker-threads 1 (they share
+# the 2 cores with each other and the load generator; see docs/benchmarks.md).
 set -euo pipefail
 corpus=$1
 work=${2:-$(mktemp -d)}
@@ -27,16 +28,18 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 start() { "$@" > "log.$#.$RANDOM" 2>&1 & pids+=($!); }
 start tantivy serve -i g1/shard-0 --host 127.0.0.1 -p 3000
-start "$S" leaf --index g4/shard-0 --index g4/shard-1 --index g4/shard-2 --index g4/shard-3 --listen 127.0.0.1:7100
+start "$S" leaf --index g4/shard-0 --index g4/shard-1 --index g4/shard-2 --index g4/shard-3 --listen 127.0.0.1:7100 \
+  --worker-threads 1
 node=${pids[-1]}
 leaves=()
 for k in 0 1 2 3; do start "$S" leaf --index g4/shard-$k --listen 127.0.0.1:710$((k + 1)); leaves+=(${pids[-1]}); done
 sleep 1
 a=127.0.0.1:7100
-start "$S" root --listen 127.0.0.1:8081 --shard $a --shard $a --shard $a --shard $a --result-cache-mb 0
+start "$S" root --listen 127.0.0.1:8081 --shard $a --shard $a --shard $a --shard $a --result-cache-mb 0 \
+  --worker-threads 1
 root1=${pids[-1]}
 start "$S" root --listen 127.0.0.1:8084 --shard 127.0.0.1:7101 --shard 127.0.0.1:7102 \
-  --shard 127.0.0.1:7103 --shard 127.0.0.1:7104 --result-cache-mb 0
+  --shard 127.0.0.1:7103 --shard 127.0.0.1:7104 --result-cache-mb 0 --worker-threads 1
 root4=${pids[-1]}
 peer=${pids[0]}
 sleep 3
