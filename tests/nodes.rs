@@ -232,3 +232,101 @@ async fn bounded_hit_counting() {
         assert_eq!(v["error"]["type"], "illegal_argument", "{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_up_places_replicas_on_nodes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_scatter"))
+        .args([
+            "up",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--nodes",
+            "1",
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "1 node cannot hold 2 replicas of a shard"
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scatter"))
+        .args([
+            "up",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut nodes, mut url) = (Vec::new(), None);
+    while url.is_none() {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "scatter up ended early"
+        );
+        if line.starts_with("node ") {
+            nodes.push(line.clone());
+        }
+        url = line
+            .strip_prefix("root listening on ")
+            .map(|u| u.trim().to_string());
+    }
+    let url = url.unwrap();
+    // Default: 2 nodes for 4 shards x 2 replicas, each holding one replica of every shard.
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(
+        nodes.iter().all(|n| n.contains("shards [0, 1, 2, 3]")),
+        "{nodes:?}"
+    );
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        let r = http.get(format!("{url}/readyz")).send().await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(ready);
+    let cluster: Value = http
+        .get(format!("{url}/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for shard in cluster["shards"].as_array().unwrap() {
+        let addrs: Vec<&str> = shard["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["addr"].as_str().unwrap())
+            .collect();
+        assert_eq!(addrs.len(), 2);
+        assert_ne!(
+            addrs[0], addrs[1],
+            "two replicas of a shard on one node: {shard}"
+        );
+    }
+    let v: Value = http
+        .get(format!("{url}/search?q=web+server&profile=true"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["partial"], false, "{v}");
+    assert!(v["hits"].as_array().unwrap().len() == 10);
+    let _ = child.kill();
+    let _ = child.wait();
+}
