@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use crate::fanout::ShardProfile;
 
 /// Search parameters, from the query string (`GET /search`) or a JSON body (`POST /search`).
+/// An unknown parameter is an error (`illegal_argument` naming it), never ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// Query text (`query` is accepted as an alias).
     #[serde(alias = "query")]

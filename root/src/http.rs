@@ -75,6 +75,10 @@ async fn search_post(
 ) -> Response {
     match body {
         Ok(Json(p)) => run_search(&state, p).await,
+        // A well-formed body naming an unknown parameter is a bad parameter, as in GET.
+        Err(JsonRejection::JsonDataError(e)) if e.body_text().contains("unknown field") => {
+            ApiError::bad_param(e.body_text()).into_response()
+        }
         Err(e) => ApiError::new(StatusCode::BAD_REQUEST, "json_parse_error", e.body_text())
             .into_response(),
     }
