@@ -170,7 +170,10 @@ async fn bad_requests_get_json_errors() {
     // Unknown parameters are errors naming the parameter, in GET and in POST.
     let (status, body) = c.search(&[("q", "web"), ("sizee", "1")]).await;
     assert_error(status, &body, 400, "illegal_argument");
-    assert!(body["error"]["reason"].as_str().unwrap().contains("sizee"), "{body}");
+    assert!(
+        body["error"]["reason"].as_str().unwrap().contains("sizee"),
+        "{body}"
+    );
     let resp = c
         .http
         .post(c.url("/search"))
@@ -181,7 +184,10 @@ async fn bad_requests_get_json_errors() {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.unwrap();
     assert_error(status, &body, 400, "illegal_argument");
-    assert!(body["error"]["reason"].as_str().unwrap().contains("sort"), "{body}");
+    assert!(
+        body["error"]["reason"].as_str().unwrap().contains("sort"),
+        "{body}"
+    );
     let long = "a ".repeat(5000);
     let (status, body) = c.search(&[("q", &long)]).await;
     assert_error(status, &body, 400, "query_parse_error");
