@@ -41,6 +41,13 @@ def main():
         (tmp / "root.toml").write_text(config["root.toml"])
         (tmp / "schema.toml").write_text(config["schema.toml"])
         starts(["root", "--config", str(tmp / "root.toml"), "--listen", "127.0.0.1:0"])
+        # The root pod's exact command line, its config file in a temporary /etc/scatter
+        # (listening on a free loopback port instead of 0.0.0.0:8080).
+        etc = tmp / "etc"
+        etc.mkdir()
+        (etc / "root.toml").write_text(config["root.toml"].replace('"0.0.0.0:8080"', '"127.0.0.1:0"'))
+        root = docs("root-deployment.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+        starts([a.replace("/etc/scatter", str(etc)) for a in root["args"]])
         root_shards = tomllib.loads(config["root.toml"])["shard"]
         assert len(root_shards) == shards, f"root lists {len(root_shards)} shards, leaves {shards}"
         leaf = docs("leaf-statefulset.yaml")[0]

@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve one shard over gRPC.
+    /// Serve one or more shards over gRPC (a leaf node).
     Leaf(LeafArgs),
     /// Serve the HTTP search API over a cluster of leaves.
     Root(RootArgs),

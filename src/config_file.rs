@@ -15,13 +15,15 @@ pub const CONFIG_ENV: &str = "SCATTER_CONFIG";
 /// Applies the configuration file named on the command line (or in [`CONFIG_ENV`]) to the
 /// subcommand it configures; returns `cmd` unchanged when there is none.
 pub fn apply(cmd: Command, args: &[OsString]) -> anyhow::Result<Command> {
-    let Some(sub) = args.get(1).and_then(|a| a.to_str()) else {
+    let Some(at) = subcommand_position(&cmd, args) else {
         return Ok(cmd);
     };
+    let sub = args[at].to_str().unwrap_or_default().to_string();
+    let sub = sub.as_str();
     if !matches!(sub, "leaf" | "root") {
         return Ok(cmd);
     }
-    let Some(path) = config_path(args) else {
+    let Some(path) = config_path(&args[at..]) else {
         return Ok(cmd);
     };
     let text =
@@ -37,9 +39,27 @@ pub fn apply(cmd: Command, args: &[OsString]) -> anyhow::Result<Command> {
     }))
 }
 
-/// `--config FILE`, `--config=FILE` or `$SCATTER_CONFIG`.
+/// Where the subcommand is in `args`: the first argument after the program that is neither
+/// an option nor the value of a global option (`scatter --log-format json root ...`).
+fn subcommand_position(cmd: &Command, args: &[OsString]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(arg) = args.get(i).and_then(|a| a.to_str()) {
+        let Some(long) = arg.strip_prefix("--") else {
+            return (!arg.starts_with('-')).then_some(i);
+        };
+        let takes_value = !long.contains('=')
+            && cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .is_some_and(|a| a.get_action().takes_values());
+        i += if takes_value { 2 } else { 1 };
+    }
+    None
+}
+
+/// `--config FILE`, `--config=FILE` (after the subcommand, `args[0]`) or `$SCATTER_CONFIG`.
 fn config_path(args: &[OsString]) -> Option<PathBuf> {
-    let mut it = args.iter().skip(2);
+    let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let a = a.to_string_lossy();
         if a == "--config" {
@@ -108,23 +128,25 @@ mod tests {
     use clap::{Arg, ArgAction};
 
     fn cmd() -> Command {
-        Command::new("scatter").subcommand(
-            Command::new("root")
-                .arg(Arg::new("config").long("config"))
-                .arg(
-                    Arg::new("listen")
-                        .long("listen")
-                        .env("T_LISTEN")
-                        .default_value("a"),
-                )
-                .arg(Arg::new("timeout_ms").long("timeout-ms").default_value("1"))
-                .arg(Arg::new("shards").long("shard").action(ArgAction::Append))
-                .arg(
-                    Arg::new("no_hedge")
-                        .long("no-hedge")
-                        .action(ArgAction::SetTrue),
-                ),
-        )
+        Command::new("scatter")
+            .arg(Arg::new("log_format").long("log-format").global(true))
+            .subcommand(
+                Command::new("root")
+                    .arg(Arg::new("config").long("config"))
+                    .arg(
+                        Arg::new("listen")
+                            .long("listen")
+                            .env("T_LISTEN")
+                            .default_value("a"),
+                    )
+                    .arg(Arg::new("timeout_ms").long("timeout-ms").default_value("1"))
+                    .arg(Arg::new("shards").long("shard").action(ArgAction::Append))
+                    .arg(
+                        Arg::new("no_hedge")
+                            .long("no-hedge")
+                            .action(ArgAction::SetTrue),
+                    ),
+            )
     }
 
     fn matches(file: &str, extra: &[&str]) -> anyhow::Result<clap::ArgMatches> {
@@ -149,6 +171,28 @@ mod tests {
         assert!(m.get_flag("no_hedge"));
         let m = matches(file, &["--listen", "c"]).unwrap();
         assert_eq!(m.get_one::<String>("listen").unwrap(), "c");
+    }
+
+    #[test]
+    fn a_global_flag_before_the_subcommand_keeps_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("root.toml");
+        std::fs::write(&path, "listen = \"b\"\n").unwrap();
+        for global in [&["--log-format", "json"][..], &["--log-format=json"][..]] {
+            let mut args: Vec<OsString> = vec!["scatter".into()];
+            args.extend(global.iter().map(OsString::from));
+            args.extend([
+                "root".into(),
+                "--config".into(),
+                path.clone().into_os_string(),
+            ]);
+            let m = apply(cmd(), &args)
+                .unwrap()
+                .try_get_matches_from(args)
+                .unwrap();
+            let root = m.subcommand_matches("root").unwrap();
+            assert_eq!(root.get_one::<String>("listen").unwrap(), "b", "{global:?}");
+        }
     }
 
     #[test]
