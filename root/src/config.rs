@@ -39,8 +39,13 @@ pub struct RootConfig {
 }
 
 impl RootConfig {
-    /// A configuration with defaults for everything but the layout.
+    /// A configuration with defaults for everything but the layout. Replica addresses are
+    /// `host:port`; a leading `http://` and a trailing `/` are accepted and dropped.
     pub fn new(listen: SocketAddr, shards: Vec<Vec<String>>) -> Self {
+        let shards = shards
+            .into_iter()
+            .map(|replicas| replicas.iter().map(|a| normalize_addr(a)).collect())
+            .collect();
         RootConfig {
             listen,
             shards,
@@ -67,6 +72,9 @@ impl RootConfig {
                 bail!("shard {k} has no replica address");
             }
             for addr in replicas {
+                if addr.starts_with("https://") {
+                    bail!("shard {k}: {addr:?}: leaves speak plain gRPC (http://host:port or host:port)");
+                }
                 if addr.is_empty() || addr.contains('/') {
                     bail!("shard {k}: bad replica address {addr:?} (want host:port)");
                 }
@@ -74,6 +82,16 @@ impl RootConfig {
         }
         Ok(())
     }
+}
+
+/// `host:port` of a replica address given as `host:port`, `http://host:port` or
+/// `http://host:port/`.
+fn normalize_addr(addr: &str) -> String {
+    let addr = addr.trim();
+    addr.strip_prefix("http://")
+        .unwrap_or(addr)
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// Parses one `--shard` value: comma-separated replica addresses.
@@ -105,5 +123,26 @@ impl ClusterFile {
         } else {
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_addresses_may_be_urls() {
+        let listen = "127.0.0.1:0".parse().unwrap();
+        let c = RootConfig::new(listen, vec![vec!["http://a:1".into(), "b:2/".into()]]);
+        assert_eq!(c.shards, [["a:1", "b:2"]]);
+        c.validate().unwrap();
+        let bad = RootConfig::new(listen, vec![vec!["https://a:1".into()]]);
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("plain gRPC"));
+        let bad = RootConfig::new(listen, vec![vec!["a:1/x".into()]]);
+        assert!(bad.validate().is_err());
     }
 }
