@@ -296,14 +296,7 @@ async fn scatter_up_places_replicas_on_nodes() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(ready);
-    let cluster: Value = http
-        .get(format!("{url}/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cluster = common::get_json(&http, &format!("{url}/cluster"), &[]).await;
     for shard in cluster["shards"].as_array().unwrap() {
         let addrs: Vec<&str> = shard["replicas"]
             .as_array()
@@ -317,14 +310,7 @@ async fn scatter_up_places_replicas_on_nodes() {
             "two replicas of a shard on one node: {shard}"
         );
     }
-    let v: Value = http
-        .get(format!("{url}/search?q=web+server&profile=true"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = common::get_json(&http, &format!("{url}/search"), &[("q", "web server")]).await;
     assert_eq!(v["partial"], false, "{v}");
     assert!(v["hits"].as_array().unwrap().len() == 10);
     let _ = child.kill();
