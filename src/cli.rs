@@ -449,8 +449,7 @@ async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
 }
 
 async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
-    let mut config = LeafConfig::new(args.index[0].clone(), args.listen);
-    config.indexes = args.index.clone();
+    let mut config = LeafConfig::new(args.index.clone(), args.listen);
     config.faults = args.faults.settings();
     config.metrics_listen = args.metrics_listen;
     config.create = args.create_meta()?;

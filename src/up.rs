@@ -97,11 +97,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         if port != 0 {
             port += 1;
         }
-        let mut config = LeafConfig::new(PathBuf::new(), listen);
-        config.indexes = replicas
+        let dirs = replicas
             .iter()
             .map(|&(k, r)| replica_dir(&args.data_dir, &manifest, k, r))
             .collect::<anyhow::Result<_>>()?;
+        let mut config = LeafConfig::new(dirs, listen);
         if replicas.iter().any(|&(_, r)| r == 0) {
             config.faults = args.faults.settings();
         }

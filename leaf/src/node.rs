@@ -4,16 +4,19 @@
 //! Every shard of a node belongs to the same cluster (same shard count, schema and routing),
 //! so a query is parsed once per call and read identically by every shard.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use scatter_core::ShardMeta;
-use scatter_proto::v1::{SearchResponse, ShardStatus};
+use scatter_proto::v1::{SearchRequest, SearchResponse, ShardStatus};
 use tonic::Status;
 
 use crate::live::LiveShard;
-use crate::shard::{Shard, ShardError};
+use crate::shard::{Located, Shard, ShardError};
+
+/// Per shard of a node-level call: the shard id and its answer.
+pub type PerShard<T> = Vec<(u32, Result<T, ShardError>)>;
 
 /// The shards a node serves, by shard id.
 pub struct ShardSet {
@@ -145,11 +148,12 @@ pub fn failed_status(shard: u32, error: &ShardError) -> ShardStatus {
 
 /// Merges the shards' search answers into the node's answer: one list by (score desc,
 /// id asc), cut to `window` (the caller asked for `offset + k` from each shard and passes
-/// the offset as 0, so the cut is exact: a hit below it has `window` better hits here), the
-/// documents of the hits kept, and one status per shard. A shard's error does not fail the
-/// others; a request error (bad query) fails the call.
+/// the offset as 0, so the cut is exact: a hit below it has `window` better hits here), and
+/// one status per shard. A shard's error does not fail the others; a request error (bad
+/// query) fails the call. Documents are read afterwards, for the kept hits only
+/// ([`fetch_kept`]).
 pub fn merge_search(
-    parts: Vec<(u32, Result<SearchResponse, ShardError>)>,
+    parts: PerShard<SearchResponse>,
     window: usize,
 ) -> Result<SearchResponse, ShardError> {
     if parts.len() == 1 {
@@ -167,7 +171,6 @@ pub fn merge_search(
         });
     }
     let mut out = SearchResponse::default();
-    let mut docs = Vec::new();
     for (id, part) in parts {
         match part {
             Ok(mut r) => {
@@ -175,7 +178,6 @@ pub fn merge_search(
                 out.total_hits += r.total_hits;
                 out.took_micros = out.took_micros.max(r.took_micros);
                 out.hits.append(&mut r.hits);
-                docs.append(&mut r.docs);
             }
             Err(e @ ShardError::InvalidArgument(_)) => return Err(e),
             Err(e) => out.shards.push(failed_status(id, &e)),
@@ -187,14 +189,53 @@ pub fn merge_search(
             .then_with(|| a.shard.cmp(&b.shard))
     });
     out.hits.truncate(window);
-    if !docs.is_empty() {
-        let kept: std::collections::HashSet<(u32, &str)> =
-            out.hits.iter().map(|h| (h.shard, h.id.as_str())).collect();
-        docs.retain(|d| kept.contains(&(d.shard, d.id.as_str())));
-        out.docs = docs;
-    }
     out.total_hits_exact = out.shards.iter().all(|s| s.total_hits_exact);
     Ok(out)
+}
+
+/// Splits the shards' (answer, where its hits live) pairs.
+pub fn split_located(
+    parts: PerShard<(SearchResponse, Located)>,
+) -> (PerShard<SearchResponse>, HashMap<u32, Located>) {
+    let mut located = HashMap::new();
+    let parts = parts
+        .into_iter()
+        .map(|(id, part)| {
+            let part = part.map(|(resp, loc)| {
+                located.insert(id, loc);
+                resp
+            });
+            (id, part)
+        })
+        .collect();
+    (parts, located)
+}
+
+/// Query-and-fetch after the node's cut: the documents of the merged hits, each read from
+/// the searcher its shard's search ran on (a shard reads only its hits that were kept, not
+/// its whole `window`). A shard whose read fails brings no documents; the root fetches what
+/// is missing.
+pub fn fetch_kept(
+    merged: &mut SearchResponse,
+    req: &SearchRequest,
+    shards: &[(u32, Option<Arc<Shard>>)],
+    located: &HashMap<u32, Located>,
+) {
+    for (id, shard) in shards {
+        let (Some(shard), Some(loc)) = (shard, located.get(id)) else {
+            continue;
+        };
+        let ids: Vec<String> = merged
+            .hits
+            .iter()
+            .filter(|h| h.shard == *id)
+            .map(|h| h.id.clone())
+            .collect();
+        match shard.fetch_hits(req, ids, loc) {
+            Ok(mut docs) => merged.docs.append(&mut docs),
+            Err(e) => tracing::warn!(shard = id, "reading the hits' documents failed: {e}"),
+        }
+    }
 }
 
 /// A shard's status in a node-level answer, from its own answer.

@@ -41,10 +41,11 @@ pub struct LeafConfig {
 }
 
 impl LeafConfig {
-    /// A leaf serving the shard in `index` on `listen`, without faults or metrics listener.
-    pub fn new(index: PathBuf, listen: SocketAddr) -> Self {
+    /// A leaf node serving the shards in `indexes` on `listen`, without faults or metrics
+    /// listener.
+    pub fn new(indexes: Vec<PathBuf>, listen: SocketAddr) -> Self {
         LeafConfig {
-            indexes: vec![index],
+            indexes,
             listen,
             faults: FaultSettings::default(),
             metrics_listen: None,

@@ -22,14 +22,11 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::faults::{Fault, Faults};
-use crate::node::{failed_status, merge_search, ShardSet};
+use crate::node::{failed_status, fetch_kept, merge_search, split_located, PerShard, ShardSet};
 use crate::shard::{Shard, ShardError};
 use crate::snapshot::Snapshot;
 
 pub use scatter_core::limits::MAX_FETCH_IDS;
-
-/// Per shard of a node-level call: the shard id and its answer.
-type PerShard<T> = Vec<(u32, Result<T, ShardError>)>;
 
 /// gRPC front of a node's shards.
 #[derive(Clone)]
@@ -294,7 +291,7 @@ impl Leaf for LeafService {
         let start = Instant::now();
         let span = call_span("search", &request);
         let deadline = deadline_of(&request);
-        let req = request.into_inner();
+        let req = Arc::new(request.into_inner());
         let targets = self.node.select(&req.shards);
         let ids: Vec<u32> = targets.iter().map(|(id, _)| *id).collect();
         let r = async {
@@ -302,17 +299,21 @@ impl Leaf for LeafService {
             // Parsed once for every shard (they share the schema), on this thread.
             let query: Arc<dyn tantivy::query::Query> =
                 Arc::from(self.node.any().parse(&req.query).map_err(status_of)?);
+            let asked = req.clone();
             let parts = self
-                .shards_call(deadline, targets, move |shard| {
-                    shard.search_query(&req, &*query)
+                .shards_call(deadline, targets.clone(), move |shard| {
+                    shard.search_located(&asked, &*query)
                 })
                 .await?;
             if let Some(status) = whole_call_error(&parts) {
                 return Err(status);
             }
-            merge_search(parts, window)
-                .map(Response::new)
-                .map_err(status_of)
+            let (parts, located) = split_located(parts);
+            let mut merged = merge_search(parts, window).map_err(status_of)?;
+            if req.fetch {
+                fetch_kept(&mut merged, &req, &targets, &located);
+            }
+            Ok(Response::new(merged))
         }
         .instrument(span)
         .await;
@@ -336,9 +337,23 @@ impl Leaf for LeafService {
                 .iter()
                 .map(|(id, shard, _)| (*id, shard.clone()))
                 .collect();
+            // Per shard: the request's options with that shard's ids (not a copy of all ids).
+            let options = FetchRequest {
+                ids: Vec::new(),
+                id_shards: Vec::new(),
+                ..req
+            };
             let asked: HashMap<u32, FetchRequest> = by_shard
                 .into_iter()
-                .map(|(id, _, ids)| (id, FetchRequest { ids, ..req.clone() }))
+                .map(|(id, _, ids)| {
+                    (
+                        id,
+                        FetchRequest {
+                            ids,
+                            ..options.clone()
+                        },
+                    )
+                })
                 .collect();
             let parts = self
                 .shards_call(deadline, targets, move |shard| {
@@ -390,9 +405,6 @@ impl Leaf for LeafService {
                 let r = shard.ok_or(ShardError::NotServed(id));
                 match r.and_then(|s| s.term_stats_query(&*query)) {
                     Ok((stats, generation)) => {
-                        if out.stats.is_none() {
-                            (out.stats, out.generation) = (Some(stats.clone()), generation);
-                        }
                         out.shards.push(ShardTermStats {
                             shard: id,
                             stats: Some(stats),

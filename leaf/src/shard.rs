@@ -180,18 +180,23 @@ impl Shard {
     /// Ranked search: hits sorted by score descending, ties by external id ascending.
     /// Scores with the request's global statistics when given, else with local ones.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse, ShardError> {
-        check_window(req)?;
         let query = self.parse(&req.query)?;
-        self.search_query(req, &*query)
+        let (mut resp, located) = self.search_located(req, &*query)?;
+        if req.fetch {
+            let ids = resp.hits.iter().map(|h| h.id.clone()).collect();
+            resp.docs = self.fetch_hits(req, ids, &located)?;
+        }
+        Ok(resp)
     }
 
     /// [`Shard::search`] with the request's query already parsed (a node parses once for
-    /// all its shards).
-    pub fn search_query(
+    /// all its shards) and without the documents: they are fetched with
+    /// [`Shard::fetch_hits`] for the hits that survive the node's cut.
+    pub fn search_located(
         &self,
         req: &SearchRequest,
         query: &dyn tantivy::query::Query,
-    ) -> Result<SearchResponse, ShardError> {
+    ) -> Result<(SearchResponse, Located), ShardError> {
         let start = std::time::Instant::now();
         let window = check_window(req)?;
         let searcher = self.searcher();
@@ -210,31 +215,43 @@ impl Shard {
             hits.drain(..(req.offset as usize).min(hits.len()));
             (total, exact, hits)
         };
-        let docs = if req.fetch && !hits.is_empty() {
-            let fetch = FetchRequest {
-                ids: hits.iter().map(|(h, _)| h.id.clone()).collect(),
-                snippet_fields: req.snippet_fields.clone(),
-                query: req.query.clone(),
-                stats: req.stats.clone(),
-                snippet_max_chars: req.snippet_max_chars,
-                ..Default::default()
-            };
-            let addrs: Vec<_> = hits.iter().map(|(_, addr)| *addr).collect();
-            self.fetch_with(&searcher, &fetch, &addrs)?.docs
-        } else {
-            Vec::new()
-        };
-        let hits = hits.into_iter().map(|(h, _)| h).collect();
-        Ok(SearchResponse {
+        let (hits, addrs) = hits.into_iter().unzip();
+        let resp = SearchResponse {
             hits,
             total_hits,
             took_micros: start.elapsed().as_micros() as u64,
             generation: generation(&searcher),
             shard_id: self.meta.shard,
             total_hits_exact: exact,
-            docs,
+            docs: Vec::new(),
             shards: Vec::new(),
-        })
+        };
+        Ok((resp, Located { searcher, addrs }))
+    }
+
+    /// The documents (and snippets) of `ids`, the ids of a prefix of the hits of the search
+    /// that gave `located`, read from the searcher that search ran on.
+    pub fn fetch_hits(
+        &self,
+        req: &SearchRequest,
+        ids: Vec<String>,
+        located: &Located,
+    ) -> Result<Vec<FetchedDoc>, ShardError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = ids.len().min(located.addrs.len());
+        let fetch = FetchRequest {
+            ids,
+            snippet_fields: req.snippet_fields.clone(),
+            query: req.query.clone(),
+            stats: req.stats.clone(),
+            snippet_max_chars: req.snippet_max_chars,
+            ..Default::default()
+        };
+        Ok(self
+            .fetch_with(&located.searcher, &fetch, &located.addrs[..n])?
+            .docs)
     }
 
     /// The top `window` hits by (score desc, id asc) and the match count. Top `window + 1`
@@ -543,6 +560,13 @@ fn count_up_to(
 
 /// A hit and, when known, its document's address in the searcher it was found with.
 type LocatedHit = (ScoredHit, Option<DocAddress>);
+
+/// Where a search's hits live: the searcher it ran on and each hit's address when known
+/// (in hit order), so their documents are read without looking the ids up again.
+pub struct Located {
+    searcher: Searcher,
+    addrs: Vec<Option<DocAddress>>,
+}
 
 /// Scores with the given statistics provider, or with the searcher's own statistics.
 #[derive(Clone, Copy)]

@@ -13,9 +13,6 @@ use crate::balance::PeakEwma;
 
 pub use scatter_core::limits::MAX_MESSAGE_BYTES;
 
-/// A node's channel.
-pub type NodeChannel = Channel;
-
 /// One leaf node: its address, channel and load.
 pub struct LeafNode {
     /// `host:port`.

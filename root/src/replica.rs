@@ -8,7 +8,7 @@ use scatter_proto::v1::InfoResponse;
 use scatter_proto::LeafClient;
 use serde::Serialize;
 
-use crate::leaf_node::{LeafNode, NodeChannel};
+use crate::leaf_node::LeafNode;
 
 /// Consecutive failed calls or probes that eject a replica.
 pub const EJECT_AFTER_FAILURES: u32 = 3;
@@ -128,12 +128,11 @@ impl Replica {
     }
 
     /// A handle on its node's channel (cheap clone; the connection is shared).
-    pub fn client(&self) -> LeafClient<NodeChannel> {
+    pub fn client(&self) -> LeafClient<tonic::transport::Channel> {
         self.node.client()
     }
 
-    /// A gRPC request naming this replica's shard is built by the caller; this is the shard
-    /// id to name.
+    /// The `shard` field of a single-shard call to this replica (its node may serve several).
     pub fn shard_id(&self) -> Option<u32> {
         Some(self.shard as u32)
     }
