@@ -230,6 +230,18 @@ enum IndexCommand {
     Verify(VerifyArgs),
     /// Stream a JSONL corpus into a live cluster through the root (`POST /documents`).
     Push(PushArgs),
+    /// Compare every replica of every shard document by document; exit 1 on any difference.
+    CheckReplicas(CheckReplicasArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckReplicasArgs {
+    /// Root URL (http://host:port).
+    #[arg(long)]
+    target: String,
+    /// Print the root's whole JSON answer instead of the summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -348,6 +360,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Index(IndexCommand::Build(args)) => index_build(args),
         Command::Index(IndexCommand::Verify(args)) => runtime()?.block_on(index_verify(args)),
+        Command::Index(IndexCommand::CheckReplicas(args)) => {
+            runtime()?.block_on(index_check_replicas(args))
+        }
         Command::Index(IndexCommand::Push(args)) => runtime()?.block_on(index_push(args)),
         Command::Leaf(args) => runtime_with(args.worker_threads)?.block_on(leaf(args)),
         Command::Root(args) => runtime_with(args.worker_threads)?.block_on(root(args)),
@@ -409,6 +424,17 @@ async fn index_verify(args: VerifyArgs) -> anyhow::Result<()> {
         "{} queries rank differently",
         report.verdicts.len() - report.identical()
     );
+    Ok(())
+}
+
+async fn index_check_replicas(args: CheckReplicasArgs) -> anyhow::Result<()> {
+    let report = scatter_index_tools::check_replicas::check_replicas(&args.target).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.body)?);
+    } else {
+        print!("{}", report.summary());
+    }
+    anyhow::ensure!(report.consistent(), "replicas differ");
     Ok(())
 }
 

@@ -235,10 +235,11 @@ async fn a_replica_down_during_ingest_is_repaired_from_its_peer() {
             .unwrap()
             .into_inner()
     };
+    // The same documents (not the same files: the repair merged the missed writes in).
     let (ia, ib) = (info(a.clone()).await, info(b.clone()).await);
     assert_eq!(
-        (ia.generation, ia.ops, ia.num_docs),
-        (ib.generation, ib.ops, ib.num_docs)
+        (ia.versions_digest, ia.versioned, ia.num_docs),
+        (ib.versions_digest, ib.versioned, ib.num_docs)
     );
     // And it takes writes again.
     let bodies = push(&c, &new_docs(300, 50), 1).await;
@@ -299,7 +300,7 @@ async fn a_new_empty_replica_is_filled_from_its_peer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_root_finds_a_lagging_replica_by_its_op_count() {
+async fn a_restarted_root_finds_a_lagging_replica_by_its_peers_record() {
     let dir = tempfile::tempdir().unwrap();
     build(&sample_corpus(), 1, dir.path());
     let mut c = Cluster::start(dir.path(), 2, &["--probe-interval-ms", "100"]).await;
@@ -317,7 +318,7 @@ async fn a_restarted_root_finds_a_lagging_replica_by_its_op_count() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(state["repairs"], 1, "{}", c.state().await);
+    assert!(state["repairs"].as_u64() >= Some(1), "{}", c.state().await);
     let (a, b) = (&c.leaves[0][0].addr, &c.leaves[0][1].addr);
     assert_eq!(leaf_search(a, MARK).await, leaf_search(b, MARK).await);
     assert_eq!(leaf_search(b, MARK).await.2, 50);

@@ -8,3 +8,15 @@ pub const MAX_WINDOW: u64 = 10_000;
 
 /// Most ids one `Fetch` call may ask for.
 pub const MAX_FETCH_IDS: usize = 10_000;
+
+/// Largest ingest call a root sends to a leaf (a bulk is split per shard into calls of at
+/// most this size); a single document larger than this is refused with 400.
+pub const MAX_INGEST_CALL_BYTES: usize = 16 << 20;
+
+/// Most bytes of ingest calls queued at one shard's writer; beyond it a call is refused
+/// with RESOURCE_EXHAUSTED (the root answers 429 with `Retry-After`).
+pub const MAX_QUEUED_WRITE_BYTES: usize = 256 << 20;
+
+/// Most bulk bytes a root holds in flight across all ingest requests; beyond it a bulk is
+/// refused with 429 and `Retry-After`.
+pub const MAX_ROOT_INGEST_BYTES: usize = 512 << 20;

@@ -32,6 +32,14 @@ impl SharedRng {
     }
 }
 
+/// A seed from the OS (std's `RandomState` keys are drawn from the OS's random source).
+pub fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// Fisher–Yates shuffle driven by a splitmix64 sequence: the same seed gives the same order.
 pub fn shuffle<T>(items: &mut [T], seed: u64) {
     let rng = SharedRng::new(seed);

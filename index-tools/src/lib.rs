@@ -5,9 +5,11 @@
 //! - [`report`]: what a build did (docs per shard, skew, bad lines, speed);
 //! - [`push`]: streaming a JSONL corpus into a live cluster through the root's bulk endpoint;
 //! - [`verify`]: proof that a sharded cluster ranks exactly like one index;
-//! - [`queries`]: query files (plain, TSV, JSONL).
+//! - [`queries`]: query files (plain, TSV, JSONL);
+//! - [`check_replicas`]: proof that every replica of every shard holds the same documents.
 
 pub mod build;
+pub mod check_replicas;
 pub mod jsonl;
 pub mod push;
 pub mod queries;

@@ -5,10 +5,12 @@
 //! - [`ids`]: external ids of documents, resolved in O(1) from per-segment tables;
 //! - [`ties`]: exact tie-breaking by id at the top-k cut;
 //! - [`faults`]: fault injection (delays, errors), a testing aid;
+//! - [`versions`]: the version log: per id the newest write, so replicas converge;
 //! - [`writer`]: live ingest, group commit, durable before acknowledged;
 //! - [`live`]: the shard served now, its writer, and swapping in a repaired copy;
 //! - [`node`]: the shards one node serves, and node-level answers merged from theirs;
-//! - [`snapshot`] / [`repair`]: streaming a commit's files to a replica that missed writes;
+//! - [`snapshot`] / [`repair`]: streaming a commit's files to a new, empty replica;
+//! - [`merge`]: repair by merge — taking a peer's newer writes — and the version listings;
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a node's shards;
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
@@ -16,6 +18,7 @@ pub mod dictionary;
 pub mod faults;
 pub mod ids;
 pub mod live;
+pub mod merge;
 pub mod node;
 pub mod repair;
 pub mod server;
@@ -24,6 +27,7 @@ pub mod shard;
 pub mod snapshot;
 pub mod stats;
 pub mod ties;
+pub mod versions;
 pub mod writer;
 
 pub use live::LiveShard;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use scatter_proto::v1::{IngestRequest, IngestResponse};
 
 use crate::shard::Shard;
-use crate::writer::ShardWriter;
+use crate::writer::{ShardWriter, WriteError};
 
 /// A shard that can be written to and swapped.
 pub struct LiveShard {
@@ -48,15 +48,17 @@ impl LiveShard {
     }
 
     /// Applies `req` and answers once it is committed (see [`crate::writer`]).
-    pub async fn ingest(&self, req: IngestRequest) -> Result<IngestResponse, String> {
+    pub async fn ingest(&self, req: IngestRequest) -> Result<IngestResponse, WriteError> {
         let handle = {
             let mut slot = self.writer.lock().await;
             if slot.is_none() {
                 let shard = self.shard();
                 let started = tokio::task::spawn_blocking(move || ShardWriter::start(shard))
                     .await
-                    .map_err(|e| format!("writer start failed: {e}"))?
-                    .map_err(|e| format!("cannot open the index for writing: {e:#}"))?;
+                    .map_err(|e| WriteError::Failed(format!("writer start failed: {e}")))?
+                    .map_err(|e| {
+                        WriteError::Failed(format!("cannot open the index for writing: {e:#}"))
+                    })?;
                 *slot = Some(started);
             }
             slot.as_ref().expect("writer").handle()

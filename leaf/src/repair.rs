@@ -17,6 +17,8 @@ use crate::live::{staging_dir, LiveShard};
 use crate::server::MAX_MESSAGE_BYTES;
 use crate::shard::{generation, Shard};
 use crate::snapshot::META_FILE;
+use crate::versions::{replica_id, write_replica_id, VERSIONS_FILE};
+use tonic::transport::Channel;
 
 /// Copies the shard from `req.source` and, with `req.swap`, serves the copy.
 pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<RepairResponse> {
@@ -24,31 +26,7 @@ pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Rep
     let staging = staging_dir(live.path());
     let (path, dir) = (live.path().to_path_buf(), staging.clone());
     let have = tokio::task::spawn_blocking(move || seed_staging(&path, &dir)).await??;
-    let endpoint = format!("http://{}", req.source);
-    let mut client = LeafClient::connect(endpoint)
-        .await
-        .with_context(|| format!("connecting to {}", req.source))?
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let theirs = client
-        .info(InfoRequest { shard: req.shard })
-        .await?
-        .into_inner();
-    let mine = live.shard().info();
-    anyhow::ensure!(
-        (
-            theirs.shard_id,
-            theirs.num_shards,
-            &theirs.schema_fingerprint
-        ) == (mine.shard_id, mine.num_shards, &mine.schema_fingerprint),
-        "{} serves shard {} of {} (schema {}), this replica shard {} of {} (schema {})",
-        req.source,
-        theirs.shard_id,
-        theirs.num_shards,
-        theirs.schema_fingerprint,
-        mine.shard_id,
-        mine.num_shards,
-        mine.schema_fingerprint
-    );
+    let mut client = connect_peer(live, &req.source, req.shard).await?;
     let mut stream = client
         .snapshot(SnapshotRequest {
             have,
@@ -80,12 +58,47 @@ pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Rep
         bytes_copied: bytes,
         generation: generation(&shard.searcher()),
         ops: shard.ops(),
+        ..Default::default()
     })
 }
 
-/// Creates the staging directory and hard-links the index's files into it (segment files
-/// are immutable, so a file with the same name and length is the same file); returns what
-/// it holds.
+/// A client of the peer `source`, checked to serve the same shard of the same cluster.
+pub async fn connect_peer(
+    live: &LiveShard,
+    source: &str,
+    shard: Option<u32>,
+) -> anyhow::Result<LeafClient<Channel>> {
+    let endpoint = format!("http://{source}");
+    let mut client = LeafClient::connect(endpoint)
+        .await
+        .with_context(|| format!("connecting to {source}"))?
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let theirs = client.info(InfoRequest { shard }).await?.into_inner();
+    let mine = live.shard().info();
+    let same = |i: &scatter_proto::v1::InfoResponse| {
+        (i.shard_id, i.num_shards, i.schema_fingerprint.clone())
+    };
+    anyhow::ensure!(
+        same(&theirs) == same(&mine),
+        "{source} serves shard {} of {} (schema {}), this replica shard {} of {} (schema {})",
+        theirs.shard_id,
+        theirs.num_shards,
+        theirs.schema_fingerprint,
+        mine.shard_id,
+        mine.num_shards,
+        mine.schema_fingerprint
+    );
+    anyhow::ensure!(
+        theirs.replica_id != mine.replica_id,
+        "{source} is this very replica (same replica id {})",
+        mine.replica_id
+    );
+    Ok(client)
+}
+
+/// Creates the staging directory and hard-links the index's segment files into it; returns
+/// what it holds with each file's checksum (a file is reused only if name, length and
+/// checksum match the source's: delete files of the same name can differ between replicas).
 fn seed_staging(path: &Path, staging: &Path) -> anyhow::Result<Vec<FileHave>> {
     std::fs::create_dir_all(staging)?;
     for entry in std::fs::read_dir(path)? {
@@ -101,9 +114,11 @@ fn seed_staging(path: &Path, staging: &Path) -> anyhow::Result<Vec<FileHave>> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if is_segment_file(&name) {
+            let bytes = std::fs::read(entry.path())?;
             have.push(FileHave {
                 name,
-                len: entry.metadata()?.len(),
+                len: bytes.len() as u64,
+                xxh3: xxhash_rust::xxh3::xxh3_64(&bytes),
             });
         }
     }
@@ -138,7 +153,7 @@ impl Receiver {
             self.all = chunk.files.into_iter().collect();
         }
         anyhow::ensure!(
-            chunk.name == META_FILE || is_segment_file(&chunk.name),
+            chunk.name == META_FILE || chunk.name == VERSIONS_FILE || is_segment_file(&chunk.name),
             "unexpected file {:?} in snapshot",
             chunk.name
         );
@@ -178,6 +193,8 @@ fn finish_staging(path: &Path, staging: &Path, all: &HashSet<String>) -> anyhow:
         }
     }
     std::fs::copy(path.join(SHARD_META_FILE), staging.join(SHARD_META_FILE))?;
+    // The copy keeps this replica's identity, not the source's.
+    write_replica_id(staging, &replica_id(path)?)?;
     // tantivy deletes only files it knows it wrote: register the copied segment files so
     // that merges on this replica reclaim them later.
     let mut managed: Vec<&String> = all.iter().filter(|n| is_segment_file(n)).collect();

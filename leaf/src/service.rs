@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use scatter_proto::v1::{
     FaultSettings, FetchRequest, FetchResponse, InfoRequest, InfoResponse, IngestRequest,
     IngestResponse, RepairRequest, RepairResponse, SearchRequest, SearchResponse, ShardStatus,
-    ShardTermStats, SnapshotChunk, SnapshotRequest, TermDictionaryChunk, TermDictionaryRequest,
-    TermStatsRequest, TermStatsResponse,
+    ShardTermStats, SnapshotChunk, SnapshotRequest, SourcesRequest, SourcesResponse,
+    TermDictionaryChunk, TermDictionaryRequest, TermStatsRequest, TermStatsResponse, VersionsChunk,
+    VersionsRequest,
 };
 use scatter_proto::Leaf;
 use tokio::sync::mpsc::Sender;
@@ -25,6 +26,7 @@ use crate::faults::{Fault, Faults};
 use crate::node::{failed_status, fetch_kept, merge_search, split_located, PerShard, ShardSet};
 use crate::shard::{Shard, ShardError};
 use crate::snapshot::Snapshot;
+use crate::writer::WriteError;
 
 pub use scatter_core::limits::MAX_FETCH_IDS;
 
@@ -458,7 +460,11 @@ impl Leaf for LeafService {
             .instrument(span.clone())
             .await
             .map(Response::new)
-            .map_err(Status::unavailable);
+            .map_err(|e| match e {
+                WriteError::Invalid(m) => Status::invalid_argument(m),
+                WriteError::Overloaded(m) => Status::resource_exhausted(m),
+                WriteError::Failed(m) => Status::unavailable(m),
+            });
         if let Err(s) = &r {
             span.in_scope(|| tracing::warn!("ingest failed: {}", s.message()));
         }
@@ -496,10 +502,42 @@ impl Leaf for LeafService {
     ) -> Result<Response<RepairResponse>, Status> {
         let req = request.into_inner();
         let live = self.node.get(req.shard)?;
-        tracing::warn!(source = %req.source, swap = req.swap, shard = ?req.shard, "repairing from a peer");
-        match crate::repair::repair(live, &req).await {
+        tracing::warn!(source = %req.source, swap = req.swap, merge = req.merge, shard = ?req.shard, "repairing from a peer");
+        let done = if req.merge {
+            crate::merge::merge(live, &req).await
+        } else {
+            crate::repair::repair(live, &req).await
+        };
+        match done {
             Ok(resp) => Ok(Response::new(resp)),
             Err(e) => Err(Status::unavailable(format!("repair failed: {e:#}"))),
+        }
+    }
+
+    type VersionsStream = ReceiverStream<Result<VersionsChunk, Status>>;
+
+    async fn versions(
+        &self,
+        request: Request<VersionsRequest>,
+    ) -> Result<Response<Self::VersionsStream>, Status> {
+        let req = request.into_inner();
+        let shard = self.node.get(req.shard)?.shard();
+        Ok(Response::new(blocking_stream(move |tx| {
+            crate::merge::stream_versions(&shard, req.documents, tx)
+        })))
+    }
+
+    async fn sources(
+        &self,
+        request: Request<SourcesRequest>,
+    ) -> Result<Response<SourcesResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.node.get(req.shard)?.shard();
+        let read = tokio::task::spawn_blocking(move || shard.versions().sources(&req.ids));
+        match read.await {
+            Ok(Ok(entries)) => Ok(Response::new(SourcesResponse { entries })),
+            Ok(Err(e)) => Err(Status::internal(format!("reading sources: {e:#}"))),
+            Err(e) => Err(Status::internal(format!("leaf task failed: {e}"))),
         }
     }
 

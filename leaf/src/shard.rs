@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
 use scatter_core::document::stored_fields_json;
@@ -25,6 +26,7 @@ use tantivy::{
 use crate::ids::IdCache;
 use crate::stats::{local_stats, GlobalStatsProvider};
 use crate::ties::TiedIds;
+use crate::versions::{self, VersionLog};
 
 /// Snippet length when a request gives none.
 pub const DEFAULT_SNIPPET_CHARS: usize = 150;
@@ -62,6 +64,10 @@ pub struct Shard {
     reader: IndexReader,
     /// Write operations committed in this replica's life (from the last commit's payload).
     ops: AtomicU64,
+    /// The version log; the writer holds it from applying a group to its commit.
+    versions: Mutex<VersionLog>,
+    /// This replica's identity (see [`versions::replica_id`]).
+    replica_id: String,
     schema: Schema,
     id_field: Field,
     parser: ScatterQueryParser,
@@ -88,12 +94,16 @@ impl Shard {
         let id_field = schema.get_field(&meta.schema.id_field)?;
         let meta_id_field = meta.schema.id_field.clone();
         let parser = ScatterQueryParser::new(&meta.schema, &schema);
-        let ops = ops_of_payload(index.load_metas()?.payload.as_deref());
+        let payload = CommitPayload::parse(index.load_metas()?.payload.as_deref());
+        let versions = VersionLog::open(path, payload.versions_len)?;
+        let replica_id = versions::replica_id(path)?;
         Ok(Shard {
             path: path.to_path_buf(),
             meta,
             index,
-            ops: AtomicU64::new(ops),
+            ops: AtomicU64::new(payload.ops),
+            versions: Mutex::new(versions),
+            replica_id,
             reader,
             schema,
             id_field,
@@ -112,6 +122,8 @@ impl Shard {
             .create_in_dir(path)
             .with_context(|| format!("creating tantivy index in {}", path.display()))?;
         meta.save(path)?;
+        std::fs::write(path.join(versions::AWAITING_COPY_FILE), b"")?;
+        std::fs::File::open(path)?.sync_all()?;
         Shard::open(path)
     }
 
@@ -135,6 +147,25 @@ impl Shard {
         self.ops.store(ops, Ordering::Release);
     }
 
+    /// The version log (locked by the writer for a whole group commit; held briefly by
+    /// everyone else).
+    pub fn versions(&self) -> MutexGuard<'_, VersionLog> {
+        self.versions.lock().expect("version log")
+    }
+
+    /// The external ids of `searcher`'s documents.
+    pub fn ids_of(
+        &self,
+        searcher: &Searcher,
+    ) -> tantivy::Result<std::sync::Arc<crate::ids::SearcherIds>> {
+        self.ids.get(searcher)
+    }
+
+    /// This replica's identity.
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
+    }
+
     /// Directory of the index.
     pub fn path(&self) -> &Path {
         &self.path
@@ -153,7 +184,14 @@ impl Shard {
     /// Identity and state of the shard.
     pub fn info(&self) -> InfoResponse {
         let searcher = self.searcher();
+        let versions = self.versions();
         InfoResponse {
+            replica_id: self.replica_id.clone(),
+            versions_digest: versions.digest(),
+            max_version: versions.max_version(),
+            behind: versions.behind(),
+            versioned: versions.len() as u64,
+            awaiting_copy: self.path.join(versions::AWAITING_COPY_FILE).exists(),
             shard_id: self.meta.shard,
             num_shards: self.meta.num_shards,
             num_docs: searcher.num_docs(),
@@ -586,20 +624,30 @@ impl ScoringWith<'_> {
     }
 }
 
-/// Key of the operation count in a commit payload.
-const OPS_KEY: &str = "scatter_ops";
-
-/// The commit payload recording `ops` write operations.
-pub fn ops_payload(ops: u64) -> String {
-    serde_json::json!({ OPS_KEY: ops }).to_string()
+/// What a live commit records beside its segments (tantivy's commit payload): absent on a
+/// bulk-built index (both 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CommitPayload {
+    /// Write operations committed in this replica's life.
+    #[serde(rename = "scatter_ops", default)]
+    pub ops: u64,
+    /// Length of the version log this commit covers (see [`crate::versions`]).
+    #[serde(rename = "scatter_versions_len", default)]
+    pub versions_len: u64,
 }
 
-/// The operation count recorded in a commit payload (0 when absent: a bulk-built index).
-pub fn ops_of_payload(payload: Option<&str>) -> u64 {
-    payload
-        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-        .and_then(|v| v.get(OPS_KEY).and_then(|n| n.as_u64()))
-        .unwrap_or(0)
+impl CommitPayload {
+    /// Reads a commit's payload (defaults when absent or unreadable).
+    pub fn parse(payload: Option<&str>) -> Self {
+        payload
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default()
+    }
+
+    /// The payload text to commit with.
+    pub fn to_json(self) -> String {
+        serde_json::to_string(&self).expect("payload serializes")
+    }
 }
 
 /// Generation of what a searcher sees: a hash of its segments and their deletes. It changes

@@ -8,10 +8,10 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Context;
 use scatter_proto::v1::{FileHave, SnapshotChunk};
 use tantivy::directory::{Directory, FileSlice, MmapDirectory};
-use tantivy::HasLen;
 use tokio::sync::mpsc;
 
-use crate::shard::Shard;
+use crate::shard::{CommitPayload, Shard};
+use crate::versions::VERSIONS_FILE;
 
 /// Bytes per streamed chunk.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -25,6 +25,8 @@ pub struct Snapshot {
     files: Vec<(String, FileSlice)>,
     /// `meta.json` as read when the files were opened.
     meta: Vec<u8>,
+    /// The version log up to the length that commit records.
+    versions: Vec<u8>,
 }
 
 impl Snapshot {
@@ -58,30 +60,45 @@ impl Snapshot {
                 files.push((name, slice));
             }
         }
+        let versions = read_versions(shard, &meta)?;
         let again = dir.atomic_read(std::path::Path::new(META_FILE))?;
         anyhow::ensure!(again == meta, "the commit changed while pinning it");
         files.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Snapshot { files, meta })
+        Ok(Snapshot {
+            files,
+            meta,
+            versions,
+        })
     }
 
-    /// Sends the files the receiver lacks (by name and length), then `meta.json`, as chunks.
+    /// Sends the files the receiver lacks (by name, length and checksum), then the version
+    /// log and `meta.json`, as chunks.
     /// Runs on a blocking thread; stops when the receiver goes away.
     pub fn stream(
         self,
         have: &[FileHave],
         tx: &mpsc::Sender<Result<SnapshotChunk, tonic::Status>>,
     ) -> anyhow::Result<()> {
-        let have: HashMap<&str, u64> = have.iter().map(|f| (f.name.as_str(), f.len)).collect();
+        let have: HashMap<&str, (u64, u64)> = have
+            .iter()
+            .map(|f| (f.name.as_str(), (f.len, f.xxh3)))
+            .collect();
         let mut names: Vec<String> = self.files.iter().map(|(n, _)| n.clone()).collect();
+        names.push(VERSIONS_FILE.to_string());
         names.push(META_FILE.to_string());
         let mut first = Some(names);
         for (name, slice) in &self.files {
-            if have.get(name.as_str()) == Some(&(slice.len() as u64)) {
+            let bytes = slice.read_bytes()?;
+            let mine = (
+                bytes.len() as u64,
+                xxhash_rust::xxh3::xxh3_64(bytes.as_slice()),
+            );
+            if have.get(name.as_str()) == Some(&mine) {
                 continue;
             }
-            let bytes = slice.read_bytes()?;
             send_file(tx, name, bytes.as_slice(), &mut first)?;
         }
+        send_file(tx, VERSIONS_FILE, &self.versions, &mut first)?;
         send_file(tx, META_FILE, &self.meta, &mut first)
     }
 }
@@ -110,6 +127,18 @@ fn send_file(
         }
         offset = end;
     }
+}
+
+/// The version log up to the length the commit in `meta` records.
+fn read_versions(shard: &Shard, meta: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_slice(meta).context("parsing meta.json")?;
+    let payload = CommitPayload::parse(value.get("payload").and_then(|p| p.as_str()));
+    let mut bytes = vec![0; payload.versions_len as usize];
+    if !bytes.is_empty() {
+        use std::os::unix::fs::FileExt;
+        std::fs::File::open(shard.path().join(VERSIONS_FILE))?.read_exact_at(&mut bytes, 0)?;
+    }
+    Ok(bytes)
 }
 
 /// Segment ids named in a `meta.json`, in the form tantivy uses in file names (no dashes).

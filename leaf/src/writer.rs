@@ -3,18 +3,21 @@
 //! and answers a call only after the commit that holds its changes is durable (tantivy
 //! fsyncs segment files and `meta.json` on commit) and searchable (the reader is reloaded).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use scatter_core::document::DocConverter;
+use scatter_core::limits::MAX_QUEUED_WRITE_BYTES;
 use scatter_core::Router;
-use scatter_proto::v1::{IngestError, IngestRequest, IngestResponse};
+use scatter_proto::v1::{IngestError, IngestRequest, IngestResponse, Superseded};
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use tokio::sync::oneshot;
 
-use crate::shard::{generation, ops_payload, Shard};
+use crate::shard::{generation, CommitPayload, Shard};
+use crate::versions::{Stamp, VersionLog};
 
 /// Indexing memory of the live writer (one indexing thread).
 pub const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
@@ -22,21 +25,40 @@ pub const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 /// Most calls one commit takes from the queue.
 pub const MAX_GROUP: usize = 1024;
 
+/// Why an ingest call was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The request is malformed (a write without a version, mismatched lists).
+    #[error("{0}")]
+    Invalid(String),
+    /// The writer's queue is full: try again later.
+    #[error("{0}")]
+    Overloaded(String),
+    /// The writer or its commit failed: nothing of the call is committed.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// One ingest call waiting for its commit.
 struct Job {
     req: IngestRequest,
+    bytes: usize,
     reply: oneshot::Sender<Result<IngestResponse, String>>,
 }
 
 /// Handle of the writer thread; dropping the last sender stops it.
 pub struct ShardWriter {
     tx: Option<mpsc::Sender<Job>>,
+    queued: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
 /// A cheap handle to submit calls to a running writer.
 #[derive(Clone)]
-pub struct WriterHandle(mpsc::Sender<Job>);
+pub struct WriterHandle {
+    tx: mpsc::Sender<Job>,
+    queued: Arc<AtomicUsize>,
+}
 
 impl ShardWriter {
     /// Opens the index for writing (takes tantivy's writer lock) and starts the thread.
@@ -47,26 +69,37 @@ impl ShardWriter {
         let meta = shard.meta();
         let converter = DocConverter::new(&meta.schema, &shard.index().schema());
         let router = Router::new(meta.routing.clone())?;
+        let committed = CommitPayload::parse(shard.index().load_metas()?.payload.as_deref());
         let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let name = format!("shard-{}-writer", meta.shard);
-        let thread = std::thread::Builder::new().name(name).spawn(move || {
-            WriterLoop {
-                shard,
-                writer,
-                converter,
-                router,
+        let thread = std::thread::Builder::new().name(name).spawn({
+            let queued = queued.clone();
+            move || {
+                WriterLoop {
+                    shard,
+                    writer,
+                    converter,
+                    router,
+                    committed,
+                    queued,
+                }
+                .run(rx)
             }
-            .run(rx)
         })?;
         Ok(ShardWriter {
             tx: Some(tx),
+            queued,
             thread: Some(thread),
         })
     }
 
     /// A handle to submit calls with.
     pub fn handle(&self) -> WriterHandle {
-        WriterHandle(self.tx.clone().expect("running writer"))
+        WriterHandle {
+            tx: self.tx.clone().expect("running writer"),
+            queued: self.queued.clone(),
+        }
     }
 
     /// Stops the thread after the calls already queued (releases the writer lock).
@@ -89,14 +122,51 @@ impl Drop for ShardWriter {
 
 impl WriterHandle {
     /// Queues `req` and waits until its commit is durable and searchable.
-    pub async fn submit(&self, req: IngestRequest) -> Result<IngestResponse, String> {
+    pub async fn submit(&self, req: IngestRequest) -> Result<IngestResponse, WriteError> {
+        validate(&req)?;
+        let bytes = request_bytes(&req);
+        let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
+        if before > 0 && before + bytes > MAX_QUEUED_WRITE_BYTES {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(WriteError::Overloaded(format!(
+                "write queue full: {before} bytes waiting (limit {MAX_QUEUED_WRITE_BYTES})"
+            )));
+        }
         let (reply, rx) = oneshot::channel();
-        self.0
-            .send(Job { req, reply })
-            .map_err(|_| "writer stopped".to_string())?;
+        if self.tx.send(Job { req, bytes, reply }).is_err() {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(WriteError::Failed("writer stopped".to_string()));
+        }
         rx.await
             .unwrap_or_else(|_| Err("writer stopped before the commit".to_string()))
+            .map_err(WriteError::Failed)
     }
+}
+
+/// Checks what the writer assumes: every write carries a version.
+fn validate(req: &IngestRequest) -> Result<(), WriteError> {
+    if req.delete_versions.len() != req.deletes.len() {
+        return Err(WriteError::Invalid(format!(
+            "{} deletes but {} delete versions",
+            req.deletes.len(),
+            req.delete_versions.len()
+        )));
+    }
+    let unversioned =
+        req.upserts.iter().any(|d| d.version == 0) || req.delete_versions.contains(&0);
+    if unversioned {
+        return Err(WriteError::Invalid(
+            "every write needs a version >= 1 (assigned by the root)".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes a queued call holds.
+fn request_bytes(req: &IngestRequest) -> usize {
+    let docs: usize = req.upserts.iter().map(|d| d.id.len() + d.json.len()).sum();
+    let deletes: usize = req.deletes.iter().map(|d| d.len() + 8).sum();
+    docs + deletes + 64
 }
 
 /// State of the writer thread.
@@ -105,6 +175,9 @@ struct WriterLoop {
     writer: IndexWriter,
     converter: DocConverter,
     router: Router,
+    /// The payload of the last commit.
+    committed: CommitPayload,
+    queued: Arc<AtomicUsize>,
 }
 
 impl WriterLoop {
@@ -126,26 +199,32 @@ impl WriterLoop {
 
     /// Applies every job, commits once, answers every job.
     fn commit_group(&mut self, jobs: Vec<Job>) {
-        let searcher = self.shard.searcher();
-        let mut ops = self.shard.ops();
+        let queued: usize = jobs.iter().map(|j| j.bytes).sum();
+        let shard = self.shard.clone();
+        let searcher = shard.searcher();
+        let mut log = shard.versions();
+        let mut ops = self.committed.ops;
         let mut responses: Vec<IngestResponse> = Vec::with_capacity(jobs.len());
         for job in &jobs {
-            let (resp, applied) = self.apply(&searcher, &job.req);
+            let (resp, applied) = self.apply(&searcher, &mut log, &job.req);
             ops += applied;
             responses.push(resp);
         }
         let start = Instant::now();
-        let committed = self.commit(ops);
+        let committed = self.commit(&mut log, ops);
         let took = start.elapsed();
         metrics::histogram!("scatter_leaf_commit_duration_seconds").record(took.as_secs_f64());
         match committed {
             Ok(()) => {
+                let max_version = log.max_version();
+                drop(log);
                 self.shard.set_ops(ops);
                 let generation = generation(&self.shard.searcher());
                 let group = jobs.len() as u32;
                 for (job, mut resp) in jobs.into_iter().zip(responses) {
                     resp.generation = generation;
                     resp.ops = ops;
+                    resp.max_version = max_version;
                     resp.commit_micros = took.as_micros() as u64;
                     resp.commit_group = group;
                     let _ = job.reply.send(Ok(resp));
@@ -156,38 +235,69 @@ impl WriterLoop {
                 if let Err(e) = self.writer.rollback() {
                     tracing::error!("rollback failed: {e}");
                 }
+                match VersionLog::open(self.shard.path(), self.committed.versions_len) {
+                    Ok(reopened) => *log = reopened,
+                    Err(e) => tracing::error!("version log not restored: {e:#}"),
+                }
                 for job in jobs {
                     let _ = job.reply.send(Err(format!("commit failed: {e:#}")));
                 }
             }
         }
+        self.queued.fetch_sub(queued, Ordering::AcqRel);
     }
 
-    /// Adds one call's changes to the writer; returns its response (errors, deletes found)
-    /// and the number of operations applied.
-    fn apply(&self, searcher: &tantivy::Searcher, req: &IngestRequest) -> (IngestResponse, u64) {
+    /// Adds one call's changes to the writer and the version log; returns its response
+    /// (errors, deletes found, superseded writes) and the number of operations applied.
+    fn apply(
+        &self,
+        searcher: &tantivy::Searcher,
+        log: &mut VersionLog,
+        req: &IngestRequest,
+    ) -> (IngestResponse, u64) {
         let mut resp = IngestResponse::default();
         let mut applied = 0;
         let id_field = self.converter.id_field();
         for (i, up) in req.upserts.iter().enumerate() {
-            match self.prepare(&up.id, &up.json) {
-                Ok(doc) => {
-                    self.writer
-                        .delete_term(Term::from_field_text(id_field, &up.id));
-                    if let Err(e) = self.writer.add_document(doc) {
-                        resp.errors.push(error(i, format!("indexing failed: {e}")));
-                        continue;
-                    }
-                    applied += 1;
+            let doc = match self.prepare(&up.id, &up.json) {
+                Ok(doc) => doc,
+                Err(reason) => {
+                    resp.errors.push(error(i, reason));
+                    continue;
                 }
-                Err(reason) => resp.errors.push(error(i, reason)),
+            };
+            let stamp = Stamp::upsert(up.version, &up.json);
+            if !newer(log, &up.id, stamp, i, &mut resp) {
+                continue;
             }
-        }
-        for id in &req.deletes {
-            let found = matches!(self.shard.find(searcher, id), Ok(Some(_)));
-            self.writer.delete_term(Term::from_field_text(id_field, id));
-            resp.deletes_found.push(found);
+            self.writer
+                .delete_term(Term::from_field_text(id_field, &up.id));
+            if let Err(e) = self.writer.add_document(doc) {
+                resp.errors.push(error(i, format!("indexing failed: {e}")));
+                continue;
+            }
+            log.record_write(&up.id, stamp, Some(&up.json));
             applied += 1;
+        }
+        for (j, (id, &version)) in req.deletes.iter().zip(&req.delete_versions).enumerate() {
+            let found = match log.get(id) {
+                Some(e) => !e.deleted,
+                None => matches!(self.shard.find(searcher, id), Ok(Some(_))),
+            };
+            resp.deletes_found.push(found);
+            let stamp = Stamp::delete(version);
+            if !newer(log, id, stamp, req.upserts.len() + j, &mut resp) {
+                continue;
+            }
+            self.writer.delete_term(Term::from_field_text(id_field, id));
+            log.record_write(id, stamp, None);
+            applied += 1;
+        }
+        for peer in &req.mark_behind {
+            log.mark_behind(peer);
+        }
+        for mark in &req.clear_behind {
+            log.clear_behind(&mark.replica_id, mark.position);
         }
         (resp, applied)
     }
@@ -212,14 +322,36 @@ impl WriterLoop {
         Ok(converted.doc)
     }
 
-    /// Commits with the operation count as payload, then reloads the reader.
-    fn commit(&mut self, ops: u64) -> anyhow::Result<()> {
+    /// Makes the version log's records durable, commits with the operation count and the
+    /// log's length as payload, then reloads the reader.
+    fn commit(&mut self, log: &mut VersionLog, ops: u64) -> anyhow::Result<()> {
+        let payload = CommitPayload {
+            ops,
+            versions_len: log.flush()?,
+        };
         let mut prepared = self.writer.prepare_commit()?;
-        prepared.set_payload(&ops_payload(ops));
+        prepared.set_payload(&payload.to_json());
         prepared.commit()?;
+        // tantivy fsyncs the directory before renaming meta.json into place, not after:
+        // without this, a crash after the answer could lose the rename, hence the commit.
+        std::fs::File::open(self.shard.path())?.sync_all()?;
+        self.committed = payload;
         self.shard.reload()?;
         Ok(())
     }
+}
+
+/// Whether a write stamped `stamp` is newer than what is held for `id`; an older one is
+/// reported as superseded (op `op`), an identical one (a retry) silently skipped.
+fn newer(log: &VersionLog, id: &str, stamp: Stamp, op: usize, resp: &mut IngestResponse) -> bool {
+    let held = log.get(id).map_or(Stamp::BULK, |e| e.stamp);
+    if held > stamp {
+        resp.superseded.push(Superseded {
+            op: op as u32,
+            current_version: held.version,
+        });
+    }
+    held < stamp
 }
 
 fn error(index: usize, reason: String) -> IngestError {

@@ -70,14 +70,8 @@ impl PeakEwma {
 
 /// The replica-choice random source, seeded from the OS (std's `RandomState` keys) so that
 /// roots started together do not make the same choices.
-static RNG: std::sync::LazyLock<SharedRng> = std::sync::LazyLock::new(|| {
-    use std::hash::{BuildHasher, Hasher};
-    SharedRng::new(
-        std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish(),
-    )
-});
+static RNG: std::sync::LazyLock<SharedRng> =
+    std::sync::LazyLock::new(|| SharedRng::new(scatter_core::random::os_seed()));
 
 /// A cheap pseudo-random number.
 pub fn random() -> u64 {

@@ -37,22 +37,21 @@ pub struct ShardGroup {
     pub latency: LatencyWindow,
     /// Call counters.
     pub counters: ShardCounters,
-    /// Held shared by every write to this shard, exclusively by the swapping pass of a
-    /// repair: no write lands on the source between the last copy and the swap.
+    /// Held shared by every write of this root to this shard, exclusively by the swapping
+    /// pass of a copy repair (other roots' writes that land meanwhile are merged in after).
     pub writes: tokio::sync::RwLock<()>,
     /// A repair of one of its replicas is running.
     pub repairing: std::sync::atomic::AtomicBool,
 }
 
 impl ShardGroup {
-    /// The order in which to try replicas for one call: healthy replicas by power of two
-    /// choices over their load cost, then ejected or down ones (tried only as a last resort).
+    /// The order in which to try replicas for one call: healthy current replicas by power of
+    /// two choices over their load cost, then ejected, down or stale ones (tried only as a
+    /// last resort: a stale replica's answer beats none).
     pub fn replica_order(&self) -> Vec<Arc<Replica>> {
-        let usable = self
-            .replicas
-            .iter()
-            .filter(|r| !r.is_misconfigured() && !r.is_stale());
-        let (up, down): (Vec<_>, Vec<_>) = usable.cloned().partition(|r| r.is_up());
+        let usable = self.replicas.iter().filter(|r| !r.is_misconfigured());
+        let (up, down): (Vec<_>, Vec<_>) =
+            usable.cloned().partition(|r| r.is_up() && !r.is_stale());
         let mut order = p2c_order(up.into_iter().map(|r| (r.node.cost(), r)).collect());
         order.extend(p2c_order(
             down.into_iter().map(|r| (r.node.cost(), r)).collect(),
@@ -63,14 +62,11 @@ impl ShardGroup {
     /// [`ShardGroup::replica_order`] for one request over many shards: replicas ranked by
     /// their node's place in `node_rank` (one power-of-two-choices ranking of the nodes per
     /// request), so that shards sharing nodes go to the same node and the request makes one
-    /// call per node; healthy replicas first, then ejected or down ones.
+    /// call per node; healthy current replicas first, then ejected, down or stale ones.
     pub fn replica_order_by(&self, node_rank: &dyn Fn(&LeafNode) -> usize) -> Vec<Arc<Replica>> {
-        let usable = self
-            .replicas
-            .iter()
-            .filter(|r| !r.is_misconfigured() && !r.is_stale());
+        let usable = self.replicas.iter().filter(|r| !r.is_misconfigured());
         let mut order: Vec<_> = usable.cloned().collect();
-        order.sort_by_key(|r| (!r.is_up(), node_rank(&r.node)));
+        order.sort_by_key(|r| (!r.is_up() || r.is_stale(), node_rank(&r.node)));
         order
     }
 
@@ -87,6 +83,8 @@ pub struct Cluster {
     /// Every leaf node, once (a node serving several shards appears in several groups).
     pub nodes: Vec<Arc<LeafNode>>,
     pub(crate) schema: RwLock<Option<Arc<ClusterSchema>>>,
+    /// The clock every write's version comes from.
+    pub clock: crate::clock::VersionClock,
     pub(crate) probe_interval: Duration,
 }
 
@@ -123,6 +121,7 @@ impl Cluster {
             shards,
             nodes,
             schema: RwLock::new(None),
+            clock: crate::clock::VersionClock::default(),
             probe_interval: config.probe_interval,
         }))
     }

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/cluster", get(cluster_state))
+        .route("/cluster/replicas/check", get(replicas_check))
         .route("/metrics", get(metrics_page))
         .route(
             "/documents",
@@ -245,6 +246,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
         let body = json!({"ready": false, "shards_without_replica": missing});
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
+}
+
+async fn replicas_check(State(state): State<AppState>) -> Response {
+    let timeout = state.config.write_timeout.max(Duration::from_secs(60));
+    Json(crate::replica_check::check(&state.root.cluster, timeout).await).into_response()
 }
 
 async fn cluster_state(State(state): State<AppState>) -> Response {

@@ -1,21 +1,20 @@
 //! Live ingest through the root: `POST /documents` (NDJSON, one document per line) and
 //! `DELETE /documents/{id}`. Every document is validated with the cluster schema, routed
-//! with the routing the shards report (the same hashring as the bulk build), and written to
-//! **every** current replica of its shard. A document is acknowledged when at least one
-//! replica committed it; replicas that failed a write their peers committed are marked
-//! stale (not searched until repaired, see [`crate::repair`]) and listed in the response.
+//! with the routing the shards report (the same hashring as the bulk build), given a
+//! version from the root's [`crate::clock`], and written to every replica of its shard (see
+//! [`crate::shard_write`] for what makes a write acknowledged). Replicas that failed a write
+//! their peers committed are recorded as behind and listed in the response.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scatter_proto::v1::{IngestDoc, IngestRequest, IngestResponse};
+use scatter_proto::v1::{IngestDoc, IngestRequest};
 use serde::Serialize;
 
-use crate::cluster::{Cluster, ClusterSchema, Replica, ShardGroup};
+use crate::cluster::{Cluster, ClusterSchema, ShardGroup};
 use crate::error::ApiError;
-
-/// Largest ingest call sent to a leaf (bulks are split per shard into calls of this size).
-pub const MAX_CALL_BYTES: usize = 16 << 20;
+use crate::shard_write::{write_shard, ShardWrite};
+use scatter_core::limits::MAX_INGEST_CALL_BYTES;
 
 /// The answer to a bulk request.
 #[derive(Debug, Serialize)]
@@ -45,7 +44,8 @@ pub struct BulkItem {
     /// Shard the id routes to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<usize>,
-    /// HTTP-like status: 200 committed, 400 invalid document, 503 no replica committed it.
+    /// HTTP-like status: 200 committed, 400 invalid document, 429 replicas overloaded (retry
+    /// later), 503 not acknowledged (no replica, or only stale ones, committed it).
     pub status: u16,
     /// `upserted` or `failed`.
     pub result: &'static str,
@@ -77,6 +77,8 @@ pub struct ReplicaFailure {
     pub reason: String,
     /// Marked stale because a peer committed the write.
     pub marked_stale: bool,
+    /// The committing peers recorded it as behind (persisted: every root sees it).
+    pub marked_on_peers: bool,
 }
 
 /// The answer to a delete.
@@ -94,15 +96,6 @@ pub struct DeleteResponse {
     pub replica_failures: Vec<ReplicaFailure>,
 }
 
-/// One write to every current replica of one shard.
-struct ShardWrite {
-    /// A committing replica's answer (per-document refusals, deletes found).
-    answer: Option<IngestResponse>,
-    /// Replicas that committed.
-    committed: usize,
-    failures: Vec<ReplicaFailure>,
-}
-
 /// Ingests an NDJSON body. Errors only when nothing can be attempted (not UTF-8, no
 /// document, no schema known); per-document outcomes are in the items.
 pub async fn bulk(
@@ -114,7 +107,7 @@ pub async fn bulk(
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::bad_param(format!("the body is not UTF-8: {e}")))?;
     let schema = known_schema(cluster, timeout).await?;
-    let (mut items, per_shard) = route_lines(&schema, text, cluster.shards.len());
+    let (mut items, per_shard) = route_lines(cluster, &schema, text);
     if items.is_empty() {
         return Err(ApiError::bad_param(
             "empty body: send NDJSON, one JSON document per line",
@@ -124,7 +117,7 @@ pub async fn bulk(
         .into_iter()
         .enumerate()
         .filter(|(_, docs)| !docs.is_empty())
-        .map(|(k, docs)| write_docs(&cluster.shards[k], docs, timeout));
+        .map(|(k, docs)| write_docs(cluster, &cluster.shards[k], docs, timeout));
     let mut replica_failures = Vec::new();
     for (docs, writes) in futures::future::join_all(writes).await {
         for (positions, write) in docs.into_iter().zip(writes) {
@@ -156,16 +149,20 @@ pub async fn delete(
     let schema = known_schema(cluster, timeout).await?;
     let shard = schema.router.shard_for(id) as usize;
     let req = IngestRequest {
-        upserts: Vec::new(),
         deletes: vec![id.to_string()],
-        shard: None,
+        delete_versions: vec![cluster.clock.next()],
+        ..Default::default()
     };
-    let write = write_shard(&cluster.shards[shard], req, timeout).await;
+    let write = write_shard(cluster, &cluster.shards[shard], req, timeout).await;
     let Some(answer) = write.answer else {
-        return Err(ApiError::unavailable(format!(
-            "no replica of shard {shard} committed the delete: {}",
-            reasons(&write.failures)
-        )));
+        let refusal = write.refusal.expect("a refused write says why");
+        let status = axum::http::StatusCode::from_u16(refusal.status)
+            .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        return Err(ApiError::new(
+            status,
+            refusal.kind,
+            format!("delete of {id:?} (shard {shard}): {}", refusal.reason),
+        ));
     };
     let found = answer.deletes_found.first().copied().unwrap_or(false);
     Ok(DeleteResponse {
@@ -221,12 +218,12 @@ pub async fn known_schema(
 /// Per line: its item (invalid lines already failed) and, per shard, the documents to send
 /// with the position of their item.
 fn route_lines(
+    cluster: &Cluster,
     schema: &ClusterSchema,
     text: &str,
-    num_shards: usize,
 ) -> (Vec<BulkItem>, Vec<Vec<(usize, IngestDoc)>>) {
     let mut items = Vec::new();
-    let mut per_shard = vec![Vec::new(); num_shards];
+    let mut per_shard = vec![Vec::new(); cluster.shards.len()];
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -242,12 +239,28 @@ fn route_lines(
             error: None,
         };
         match schema.converter.convert_str(line) {
+            Ok(doc) if line.len() + doc.id.len() > MAX_INGEST_CALL_BYTES => {
+                item.id = Some(doc.id);
+                let reason = format!(
+                    "the document is {} bytes; the largest accepted is {MAX_INGEST_CALL_BYTES}",
+                    line.len()
+                );
+                fail(&mut item, 400, "document_too_large", reason);
+            }
             Ok(doc) => {
                 let shard = schema.router.shard_for(&doc.id) as usize;
                 item.id = Some(doc.id.clone());
                 item.shard = Some(shard);
                 let json = line.to_string();
-                per_shard[shard].push((items.len(), IngestDoc { id: doc.id, json }));
+                let version = cluster.clock.next();
+                per_shard[shard].push((
+                    items.len(),
+                    IngestDoc {
+                        id: doc.id,
+                        json,
+                        version,
+                    },
+                ));
             }
             Err(e) => fail(&mut item, 400, "invalid_document", e.to_string()),
         }
@@ -256,9 +269,10 @@ fn route_lines(
     (items, per_shard)
 }
 
-/// Writes one shard's documents in calls of at most [`MAX_CALL_BYTES`], one after the
-/// other; returns per call the item positions it carried and its outcome.
+/// Writes one shard's documents in calls of at most [`MAX_INGEST_CALL_BYTES`], one after
+/// the other; returns per call the item positions it carried and its outcome.
 async fn write_docs(
+    cluster: &Cluster,
     group: &ShardGroup,
     docs: Vec<(usize, IngestDoc)>,
     timeout: Duration,
@@ -267,7 +281,7 @@ async fn write_docs(
     let mut bytes = 0;
     for (pos, doc) in docs {
         let size = doc.json.len() + doc.id.len();
-        if calls.is_empty() || bytes + size > MAX_CALL_BYTES {
+        if calls.is_empty() || bytes + size > MAX_INGEST_CALL_BYTES {
             calls.push((Vec::new(), Vec::new()));
             bytes = 0;
         }
@@ -280,81 +294,26 @@ async fn write_docs(
     for (pos, upserts) in calls {
         let req = IngestRequest {
             upserts,
-            deletes: Vec::new(),
-            shard: None,
+            ..Default::default()
         };
-        writes.push(write_shard(group, req, timeout).await);
+        writes.push(write_shard(cluster, group, req, timeout).await);
         positions.push(pos);
     }
     (positions, writes)
 }
 
-/// Sends `req` to every current replica of `group` at once and waits for all.
-async fn write_shard(group: &ShardGroup, req: IngestRequest, timeout: Duration) -> ShardWrite {
-    let _shared = group.writes.read().await;
-    let targets: Vec<Arc<Replica>> = group
-        .replicas
-        .iter()
-        .filter(|r| !r.is_misconfigured() && !r.is_stale())
-        .cloned()
-        .collect();
-    let calls = targets.iter().map(|r| {
-        let mut client = r.client();
-        let mut call = crate::request_id::request(IngestRequest {
-            shard: r.shard_id(),
-            ..req.clone()
-        });
-        call.set_timeout(timeout);
-        async move { tokio::time::timeout(timeout, client.ingest(call)).await }
-    });
-    let results = futures::future::join_all(calls).await;
-    let mut write = ShardWrite {
-        answer: None,
-        committed: 0,
-        failures: Vec::new(),
-    };
-    let mut failed = Vec::new();
-    for (replica, result) in targets.iter().zip(results) {
-        match result {
-            Ok(Ok(resp)) => {
-                let resp = resp.into_inner();
-                replica.note_write(resp.generation, resp.ops);
-                write.committed += 1;
-                write.answer.get_or_insert(resp);
-            }
-            Ok(Err(status)) => failed.push((replica, status.message().to_string())),
-            Err(_) => failed.push((replica, format!("timed out after {timeout:?}"))),
-        }
-    }
-    for (replica, reason) in failed {
-        let marked_stale = write.committed > 0;
-        if marked_stale {
-            replica.mark_stale(format!("missed a write: {reason}"));
-        }
-        write.failures.push(ReplicaFailure {
-            shard: group.shard,
-            replica: replica.addr.clone(),
-            reason,
-            marked_stale,
-        });
-    }
-    if targets.is_empty() {
-        write.failures.push(ReplicaFailure {
-            shard: group.shard,
-            replica: String::new(),
-            reason: "no current replica to write to".to_string(),
-            marked_stale: false,
-        });
-    }
-    write
-}
-
 /// Records one call's outcome in the items it carried.
 fn settle_items(items: &mut [BulkItem], positions: &[usize], write: &ShardWrite) {
     let Some(answer) = &write.answer else {
-        let reason = format!("no replica committed it: {}", reasons(&write.failures));
+        let refusal = write.refusal.as_ref().expect("a refused write says why");
         for &p in positions {
-            fail(&mut items[p], 503, "shard_unavailable", reason.clone());
+            items[p].replicas = write.committed;
+            fail(
+                &mut items[p],
+                refusal.status,
+                refusal.kind,
+                refusal.reason.clone(),
+            );
         }
         return;
     };
@@ -373,12 +332,4 @@ fn fail(item: &mut BulkItem, status: u16, kind: &'static str, reason: String) {
     item.status = status;
     item.result = "failed";
     item.error = Some(ErrorBody { kind, reason });
-}
-
-fn reasons(failures: &[ReplicaFailure]) -> String {
-    let all: Vec<String> = failures
-        .iter()
-        .map(|f| format!("{}: {}", f.replica, f.reason))
-        .collect();
-    all.join("; ")
 }

@@ -13,10 +13,13 @@
 //! - [`fetch`]: the fetch phase: stored fields of the final page only, by id, from any replica;
 //! - [`cache`]: result cache keyed by query, parameters and leaf generations;
 //! - [`ingest`]: live writes (`POST /documents`, `DELETE /documents/{id}`) to every replica;
-//! - [`repair`]: stale replicas (missed writes) and their repair from a current peer;
+//! - [`clock`]: the version clock every write is stamped from;
+//! - [`shard_write`]: one write to every replica of a shard, and when it is acknowledged;
+//! - [`repair`]: stale or diverging replicas, and their repair by merge;
 //! - [`request_id`]: one id per request, in logs, response header and leaf calls;
 //! - [`cluster`]: the shard groups, their replicas and the leaf nodes (the registry);
 //! - [`replica`]: one shard on one node: health, ejection, staleness;
+//! - [`replica_check`]: replicas compared document by document (`/cluster/replicas/check`);
 //! - [`leaf_node`]: one leaf node: its gRPC channel and load (tower's peak EWMA);
 //! - [`prober`]: health probes (`Info`) and the checks on what replicas report;
 //! - [`cluster_schema`]: the schema, parser and routing every replica must share;
@@ -25,6 +28,7 @@
 pub mod api;
 pub mod balance;
 pub mod cache;
+pub mod clock;
 pub mod cluster;
 pub mod cluster_schema;
 pub mod config;
@@ -39,9 +43,11 @@ pub mod merge;
 pub mod prober;
 pub mod repair;
 pub mod replica;
+pub mod replica_check;
 pub mod request_id;
 pub mod retry;
 pub mod root;
+pub mod shard_write;
 pub mod stats;
 pub mod stats_table;
 

@@ -35,7 +35,10 @@ impl Cluster {
             Err(_) => return replica.record_failure("probe: timed out".to_string(), false),
         };
         match self.check_info(shard, &info) {
-            Ok(()) => replica.probe_ok(&info),
+            Ok(()) => {
+                self.clock.observe(info.max_version);
+                replica.probe_ok(&info)
+            }
             Err(reason) => {
                 tracing::error!(replica = %replica.addr, shard, "{reason}");
                 replica.mark_misconfigured(reason);

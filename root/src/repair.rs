@@ -1,142 +1,259 @@
-//! Stale replicas and their repair. A replica is stale when it missed a write a peer
-//! committed (seen at once by [`crate::ingest`]), when it stays behind a peer's committed
-//! operation count for [`LAG_ROUNDS`] probe rounds (seen after a root restart), or when it
-//! holds no segment while a peer holds documents (a new, empty replica). Stale replicas are
-//! not searched. After each probe round the root repairs each reachable stale replica from a
-//! current peer in two passes: a bulk copy while writes go on, then — with the shard's
-//! writes held off — a short copy of what changed meanwhile and the swap.
+//! Stale and diverging replicas, and their repair. After each probe round, per shard:
+//!
+//! - **Stale** (not searched first; writes only they commit are not acknowledged): a replica
+//!   some peer records as behind (persisted on that peer, so every root agrees), one that
+//!   missed a write of this root, or one created empty while a peer holds a bulk build.
+//! - **Diverging**: replicas whose version digests differ for [`LAG_ROUNDS`] rounds in a row
+//!   (a write reaches replicas a moment apart, so one round proves nothing).
+//!
+//! Repair is a **merge** (see `scatter_leaf::merge`): a reference replica takes every newer
+//! write from each other replica, then each takes every newer write from the reference. The
+//! newest write of every id ends on every replica; nothing any replica committed is dropped,
+//! whichever replica was "stale". Then the marks the merge covered are cleared on the peers
+//! that held them. Only a replica created empty is first **copied** (files, by checksum)
+//! from a peer holding the bulk build, after that peer merged in the writes the empty one
+//! took; a merge round follows.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use scatter_proto::v1::{RepairRequest, RepairResponse};
+use scatter_proto::v1::{BehindMark, IngestRequest, RepairRequest, RepairResponse};
 
 use crate::cluster::{Cluster, Replica, ReplicaState, ShardGroup};
 
-/// Probe rounds in a row a replica must be behind a peer to be declared stale.
-pub const LAG_ROUNDS: u32 = 3;
+/// Probe rounds in a row replicas' digests must differ before they are merged.
+pub const LAG_ROUNDS: u32 = 2;
 
 /// Longest a repair pass may take.
 pub const REPAIR_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// After a probe round: finds lagging replicas and starts repairs.
+/// What a shard's replicas need.
+enum Plan {
+    /// `empty` lacks the bulk build `source` holds.
+    Copy {
+        empty: Arc<Replica>,
+        source: Arc<Replica>,
+    },
+    /// Bring these replicas to the union of their writes.
+    Merge(Vec<Arc<Replica>>),
+}
+
+/// After a probe round: updates staleness and starts the repairs needed.
 pub fn after_probe(cluster: &Arc<Cluster>) {
     for (k, group) in cluster.shards.iter().enumerate() {
-        find_lagging(group);
+        let plan = assess(group);
         let stale = group.replicas.iter().filter(|r| r.is_stale()).count();
         metrics::gauge!("scatter_root_stale_replicas", "shard" => k.to_string()).set(stale as f64);
-        start_repair(cluster, k);
-    }
-}
-
-/// Marks replicas stale that are behind a current peer (see the module doc).
-fn find_lagging(group: &ShardGroup) {
-    keep_one_current(group);
-    let states: Vec<(&Arc<Replica>, ReplicaState)> = group
-        .replicas
-        .iter()
-        .map(|r| (r, r.state()))
-        .filter(|(_, s)| s.up && !s.misconfigured && !s.stale)
-        .collect();
-    let max_ops = states.iter().map(|(_, s)| s.ops).max().unwrap_or(0);
-    let peer_has_docs = states.iter().any(|(_, s)| s.num_docs > 0);
-    for (replica, s) in &states {
-        if s.num_segments == 0 && peer_has_docs {
-            replica.mark_stale("empty while a peer holds documents".to_string());
-            continue;
-        }
-        let rounds = replica.note_lag(s.ops < max_ops);
-        // Only with no write of this root in flight: a write still on its way to one
-        // replica is not a missed write.
-        if rounds >= LAG_ROUNDS && group.writes.try_write().is_ok() {
-            replica.mark_stale(format!(
-                "missed writes: {} operations committed, a peer has {max_ops}",
-                s.ops
-            ));
+        if let Some(plan) = plan {
+            start(cluster, k, plan);
         }
     }
 }
 
-/// Concurrent writes that failed on different replicas can leave every replica of a shard
-/// stale (each missed a write the other committed). Rather than losing the shard, the one
-/// with the most committed operations is declared current (the others are then repaired from
-/// it); the writes only the others had are lost, and this is logged as an error.
-fn keep_one_current(group: &ShardGroup) {
-    let usable: Vec<(&Arc<Replica>, ReplicaState)> = group
+/// Sets each replica's staleness from what every replica reported; returns the repair the
+/// shard needs, if any.
+fn assess(group: &ShardGroup) -> Option<Plan> {
+    let all: Vec<(&Arc<Replica>, ReplicaState)> = group
         .replicas
         .iter()
         .map(|r| (r, r.state()))
-        .filter(|(_, s)| s.up && !s.misconfigured)
+        .filter(|(_, s)| !s.misconfigured)
         .collect();
-    if usable.is_empty() || usable.iter().any(|(_, s)| !s.stale) {
-        return;
+    let has_bulk = |s: &ReplicaState| s.up && !s.awaiting_copy;
+    let bulk_peer = all.iter().find(|(_, s)| has_bulk(s)).map(|(r, _)| *r);
+    for (r, s) in &all {
+        r.set_stale(stale_reason(r, s, &all, bulk_peer.is_some()));
     }
-    let (best, s) = usable.iter().max_by_key(|(_, s)| s.ops).expect("a replica");
-    tracing::error!(
-        shard = group.shard, replica = %best.addr, ops = s.ops,
-        "every replica of the shard missed writes; serving the one with the most"
-    );
-    best.clear_stale();
+    let up: Vec<&(&Arc<Replica>, ReplicaState)> = all.iter().filter(|(_, s)| s.up).collect();
+    if up.len() < 2 {
+        return None;
+    }
+    if let (Some(source), Some((empty, _))) = (
+        bulk_peer,
+        up.iter()
+            .find(|(_, s)| s.awaiting_copy && bulk_peer.is_some()),
+    ) {
+        return Some(Plan::Copy {
+            empty: (*empty).clone(),
+            source: source.clone(),
+        });
+    }
+    let digests: HashSet<u64> = up.iter().map(|(_, s)| s.versions_digest).collect();
+    let diverged = up
+        .iter()
+        .map(|(r, _)| r.note_lag(digests.len() > 1))
+        .max()
+        .unwrap_or(0)
+        >= LAG_ROUNDS;
+    let any_stale = up.iter().any(|(r, _)| r.is_stale());
+    (diverged || any_stale).then(|| Plan::Merge(up.iter().map(|(r, _)| (*r).clone()).collect()))
 }
 
-/// Starts repairing one reachable stale replica of shard `k` from a current one, unless a
-/// repair of the shard is running.
-fn start_repair(cluster: &Arc<Cluster>, k: usize) {
+/// Why `r` may lack writes its peers hold, if it may.
+fn stale_reason(
+    r: &Replica,
+    s: &ReplicaState,
+    all: &[(&Arc<Replica>, ReplicaState)],
+    bulk_peer: bool,
+) -> Option<String> {
+    if s.awaiting_copy && bulk_peer {
+        return Some("created empty; waiting for a copy of a peer's shard".to_string());
+    }
+    let marked_by: Vec<&str> = all
+        .iter()
+        .filter(|(p, _)| p.addr != r.addr && !s.replica_id.is_empty())
+        .filter(|(_, ps)| ps.behind.contains(&s.replica_id))
+        .map(|(p, _)| p.addr.as_str())
+        .collect();
+    if !marked_by.is_empty() {
+        return Some(format!(
+            "{} records it as lacking writes",
+            marked_by.join(", ")
+        ));
+    }
+    s.missed_write.then(|| {
+        s.stale_reason
+            .clone()
+            .unwrap_or_else(|| "missed a write".to_string())
+    })
+}
+
+/// Runs `plan` in the background unless a repair of shard `k` is running.
+fn start(cluster: &Arc<Cluster>, k: usize, plan: Plan) {
     let group = &cluster.shards[k];
-    let ok = |r: &&Arc<Replica>| r.is_up() && !r.is_misconfigured();
-    let Some(stale) = group.replicas.iter().filter(ok).find(|r| r.is_stale()) else {
-        return;
-    };
-    let Some(source) = group.replicas.iter().filter(ok).find(|r| !r.is_stale()) else {
-        return;
-    };
     if group.repairing.swap(true, Ordering::AcqRel) {
         return;
     }
-    let (cluster, stale, source) = (cluster.clone(), stale.clone(), source.clone());
+    let cluster = cluster.clone();
     tokio::spawn(async move {
         let group = &cluster.shards[k];
-        match repair(group, &stale, &source).await {
-            Ok(done) => {
-                metrics::counter!("scatter_root_repairs_total", "outcome" => "ok").increment(1);
-                tracing::warn!(
-                    replica = %stale.addr, source = %source.addr,
-                    files = done.files_copied, bytes = done.bytes_copied, "replica repaired"
-                );
+        let (kind, done) = match plan {
+            Plan::Copy { empty, source } => ("copy", copy(group, &empty, &source).await),
+            Plan::Merge(replicas) => ("merge", merge(&replicas).await),
+        };
+        match done {
+            Ok(()) => {
+                metrics::counter!("scatter_root_repairs_total", "kind" => kind, "outcome" => "ok")
+                    .increment(1);
             }
             Err(e) => {
-                metrics::counter!("scatter_root_repairs_total", "outcome" => "error").increment(1);
-                tracing::error!(replica = %stale.addr, source = %source.addr, "repair failed: {e:#}");
-                // Counts towards ejection, so a replica that keeps failing is left alone
-                // until probes find it healthy again.
-                stale.record_failure(format!("repair failed: {e:#}"), false);
+                metrics::counter!("scatter_root_repairs_total", "kind" => kind, "outcome" => "error")
+                    .increment(1);
+                tracing::error!(shard = k, kind, "repair failed: {e:#}");
             }
         }
         group.repairing.store(false, Ordering::Release);
     });
 }
 
-/// Two passes: copy while writes go on, then hold the shard's writes, copy the rest, swap,
-/// and put the replica back in service before any further write.
-async fn repair(
-    group: &ShardGroup,
-    stale: &Replica,
+/// Asks `target` to take what it lacks from `source` (merge) or to copy it.
+async fn repair_call(
+    target: &Replica,
     source: &Replica,
+    merge: bool,
+    swap: bool,
 ) -> anyhow::Result<RepairResponse> {
-    let call = |swap| {
-        let mut req = crate::request_id::request(RepairRequest {
-            source: source.addr.clone(),
-            swap,
-            shard: stale.shard_id(),
+    let mut req = crate::request_id::request(RepairRequest {
+        source: source.addr.clone(),
+        swap,
+        shard: target.shard_id(),
+        merge,
+    });
+    req.set_timeout(REPAIR_TIMEOUT);
+    let resp = target.client().repair(req).await.map_err(|s| {
+        target.record_failure(format!("repair failed: {}", s.message()), false);
+        anyhow::anyhow!("{} from {}: {}", target.addr, source.addr, s.message())
+    })?;
+    Ok(resp.into_inner())
+}
+
+/// Merges the replicas to the union of their writes (see the module doc), then clears the
+/// marks the merge covered.
+async fn merge(replicas: &[Arc<Replica>]) -> anyhow::Result<()> {
+    let reference = replicas
+        .iter()
+        .find(|r| !r.is_stale())
+        .unwrap_or(&replicas[0])
+        .clone();
+    let others: Vec<&Arc<Replica>> = replicas
+        .iter()
+        .filter(|r| r.addr != reference.addr)
+        .collect();
+    // Per replica: its log position the reference read it at.
+    let mut read_at: HashMap<&str, u64> = HashMap::new();
+    let mut merged = 0;
+    for r in &others {
+        let done = repair_call(&reference, r, true, false).await?;
+        read_at.insert(r.addr.as_str(), done.source_position);
+        merged += done.docs_merged;
+    }
+    let mut clears: HashMap<&str, Vec<BehindMark>> = HashMap::new();
+    for r in &others {
+        let done = repair_call(r, &reference, true, false).await?;
+        merged += done.docs_merged;
+        let Some(id) = r.replica_id() else { continue };
+        // `r` now holds what the reference held at `source_position`, which includes what
+        // every other replica held when the reference read it.
+        let mut positions = vec![(reference.addr.as_str(), done.source_position)];
+        positions.extend(read_at.iter().map(|(a, p)| (*a, *p)));
+        for (holder, position) in positions.into_iter().filter(|(a, _)| *a != r.addr) {
+            clears.entry(holder).or_default().push(BehindMark {
+                replica_id: id.clone(),
+                position,
+            });
+        }
+        r.mark_repaired(done.generation, done.ops);
+    }
+    if let Some(id) = reference.replica_id() {
+        for (addr, position) in &read_at {
+            clears.entry(addr).or_default().push(BehindMark {
+                replica_id: id.clone(),
+                position: *position,
+            });
+        }
+    }
+    let ref_state = reference.state();
+    reference.mark_repaired(ref_state.generation, ref_state.ops);
+    clear_marks(replicas, clears).await;
+    tracing::info!(
+        shard = reference.shard, reference = %reference.addr, merged,
+        "replicas merged"
+    );
+    Ok(())
+}
+
+/// Sends each holder the marks to clear (a failure only delays clearing to the next round).
+async fn clear_marks(replicas: &[Arc<Replica>], clears: HashMap<&str, Vec<BehindMark>>) {
+    for (addr, marks) in clears {
+        let Some(holder) = replicas.iter().find(|r| r.addr == addr) else {
+            continue;
+        };
+        let mut req = crate::request_id::request(IngestRequest {
+            clear_behind: marks,
+            shard: holder.shard_id(),
+            ..Default::default()
         });
-        req.set_timeout(REPAIR_TIMEOUT);
-        let mut client = stale.client();
-        async move { client.repair(req).await.map(|r| r.into_inner()) }
-    };
-    call(false).await?;
+        req.set_timeout(Duration::from_secs(30));
+        if let Err(s) = holder.client().ingest(req).await {
+            tracing::warn!(replica = %holder.addr, "clearing marks failed: {}", s.message());
+        }
+    }
+}
+
+/// Copies the shard from `source` into the empty replica: first the source merges what the
+/// empty one took meanwhile, then a bulk copy while writes go on, then — with this root's
+/// writes to the shard held off — a short copy of what changed and the swap.
+async fn copy(group: &ShardGroup, empty: &Replica, source: &Replica) -> anyhow::Result<()> {
+    repair_call(source, empty, true, false).await?;
+    repair_call(empty, source, false, false).await?;
     let _exclusive = group.writes.write().await;
-    let done = call(true).await?;
-    stale.mark_repaired(done.generation, done.ops);
-    Ok(done)
+    let done = repair_call(empty, source, false, true).await?;
+    empty.mark_repaired(done.generation, done.ops);
+    tracing::warn!(
+        replica = %empty.addr, source = %source.addr,
+        files = done.files_copied, bytes = done.bytes_copied, "replica copied"
+    );
+    Ok(())
 }

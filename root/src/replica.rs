@@ -41,15 +41,29 @@ pub struct ReplicaState {
     pub ejected_for_ms: u64,
     /// Serves another shard, shard count or schema: never called.
     pub misconfigured: bool,
-    /// Missed writes its peers committed: not searched until repaired from a peer.
+    /// May lack writes its peers hold (it missed a write of this root, a peer records it as
+    /// behind, or it is empty while a peer holds documents): not searched, and writes it
+    /// alone commits are not acknowledged, until a repair brings it up to date.
     pub stale: bool,
+    /// Missed a write of this root (this root's own knowledge; peers persist theirs).
+    pub missed_write: bool,
+    /// Its replica id (from its last probe).
+    pub replica_id: String,
+    /// Digest of its versioned entries (from its last probe).
+    pub versions_digest: u64,
+    /// Versioned entries it holds.
+    pub versioned: u64,
+    /// Replica ids of peers it records as lacking some of its writes.
+    pub behind: Vec<String>,
+    /// Created empty and not yet copied from a peer.
+    pub awaiting_copy: bool,
     /// Why it is stale.
     pub stale_reason: Option<String>,
     /// Write operations it has committed in its life (from its last probe or write).
     pub ops: u64,
     /// Segments in its index (0: it never received data).
     pub num_segments: u32,
-    /// Probe rounds in a row in which it was behind a peer's operation count.
+    /// Probe rounds in a row in which its version digest differed from a peer's.
     pub lag_rounds: u32,
     /// Repairs completed.
     pub repairs: u64,
@@ -202,34 +216,31 @@ impl Replica {
         }
     }
 
-    /// Missed writes its peers committed (or holds nothing while they hold data): not
-    /// searched until repaired.
-    pub fn mark_stale(&self, reason: String) {
+    /// Missed a write of this root: stale at once (until repaired).
+    pub fn mark_missed_write(&self, reason: String) {
         let mut s = self.state.lock().expect("replica state");
-        if !s.stale {
-            tracing::warn!(replica = %self.addr, %reason, "replica is stale");
-        }
-        s.stale = true;
-        s.stale_reason = Some(reason);
+        s.missed_write = true;
+        set_stale(&self.addr, &mut s, Some(reason));
     }
 
-    /// Repaired: holds what its peers hold.
+    /// Sets whether it is stale, and why (see [`ReplicaState::stale`]).
+    pub fn set_stale(&self, reason: Option<String>) {
+        set_stale(
+            &self.addr,
+            &mut self.state.lock().expect("replica state"),
+            reason,
+        );
+    }
+
+    /// Repaired: holds what its peers held when the repair read them.
     pub fn mark_repaired(&self, generation: u64, ops: u64) {
         let mut s = self.state.lock().expect("replica state");
-        s.stale = false;
-        s.stale_reason = None;
+        s.missed_write = false;
         s.lag_rounds = 0;
         s.repairs += 1;
         s.generation = generation;
         s.ops = ops;
-    }
-
-    /// Declared current without a repair (see `repair::keep_one_current`).
-    pub fn clear_stale(&self) {
-        let mut s = self.state.lock().expect("replica state");
-        s.stale = false;
-        s.stale_reason = None;
-        s.lag_rounds = 0;
+        set_stale(&self.addr, &mut s, None);
     }
 
     /// Index generation from its last probe or write, whatever its health.
@@ -244,7 +255,14 @@ impl Replica {
         (s.up && !s.stale).then_some(s.generation)
     }
 
-    /// Must not be searched (stale) or written to.
+    /// Takes writes: not misconfigured, and not an empty replica waiting for a copy (its
+    /// writes would be dropped by the copy).
+    pub fn takes_writes(&self) -> bool {
+        let s = self.state.lock().expect("replica state");
+        !(s.misconfigured || s.awaiting_copy && s.stale)
+    }
+
+    /// May lack writes its peers hold (see [`ReplicaState::stale`]).
     pub fn is_stale(&self) -> bool {
         self.state.lock().expect("replica state").stale
     }
@@ -255,6 +273,12 @@ impl Replica {
         let mut s = self.state.lock().expect("replica state");
         s.generation = generation;
         s.ops = ops;
+    }
+
+    /// Its replica id, once a probe has told it.
+    pub fn replica_id(&self) -> Option<String> {
+        let s = self.state.lock().expect("replica state");
+        (!s.replica_id.is_empty()).then(|| s.replica_id.clone())
     }
 
     /// Updates the lag count: `behind` this round or not; returns the rounds in a row.
@@ -271,6 +295,11 @@ impl Replica {
         s.num_docs = info.num_docs;
         s.ops = info.ops;
         s.num_segments = info.num_segments;
+        s.replica_id.clone_from(&info.replica_id);
+        s.versions_digest = info.versions_digest;
+        s.versioned = info.versioned;
+        s.behind.clone_from(&info.behind);
+        s.awaiting_copy = info.awaiting_copy;
         s.misconfigured = false;
         if reinstate_if_due(&mut s) {
             s.consecutive_failures = 0;
@@ -284,6 +313,16 @@ impl Replica {
         s.misconfigured = true;
         s.last_error = Some(reason);
     }
+}
+
+fn set_stale(addr: &str, s: &mut ReplicaState, reason: Option<String>) {
+    match (&reason, s.stale) {
+        (Some(r), false) => tracing::warn!(replica = %addr, reason = %r, "replica is stale"),
+        (None, true) => tracing::info!(replica = %addr, "replica is current again"),
+        _ => {}
+    }
+    s.stale = reason.is_some();
+    s.stale_reason = reason;
 }
 
 /// Puts a replica back in service unless its ejection period is still running.

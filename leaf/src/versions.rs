@@ -1,0 +1,450 @@
+//! The shard's **version log**: for every id written live, its newest write (version,
+//! tiebreak, upsert or tombstone, and the source document), plus the peers known to lack
+//! some of its writes. Replicas order writes of one id by [`Stamp`] and keep the highest, so
+//! they converge whatever order writes arrive in; the log's source documents let a peer merge
+//! in what it missed (see [`crate::merge`]).
+//!
+//! On disk: `scatter-versions.log` in the shard directory, one JSON record per line, appended
+//! and fsynced *before* the tantivy commit whose payload records the log length. On open the
+//! log is cut back to that length, so the log and the index always describe the same commit
+//! (a record written for a commit that never happened is dropped with it).
+//!
+//! Documents from a bulk build have no entry: their stamp is [`Stamp::BULK`], older than any
+//! live write. Memory: one entry per id written live (the id plus ~40 bytes); tombstones are
+//! kept for good (a tombstone dropped early would let a replica that missed the delete bring
+//! the document back).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use scatter_proto::v1::{SourceEntry, VersionEntry};
+use serde::{Deserialize, Serialize};
+
+/// File name of the version log inside a shard directory.
+pub const VERSIONS_FILE: &str = "scatter-versions.log";
+
+/// Marker of a shard created empty, removed by the copy repair that fills it.
+pub const AWAITING_COPY_FILE: &str = "scatter-awaiting-copy";
+
+/// File holding the replica's id inside a shard directory.
+pub const REPLICA_ID_FILE: &str = "scatter-replica-id";
+
+/// Where a write stands in the order of writes of its id: higher wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Stamp {
+    /// Version assigned by the root (a hybrid logical clock).
+    pub version: u64,
+    /// Breaks ties between different writes given the same version by different roots: a
+    /// hash of the document, [`u64::MAX`] for a delete (a delete wins a tie).
+    pub tiebreak: u64,
+}
+
+impl Stamp {
+    /// The stamp of a document from a bulk build (no live write yet).
+    pub const BULK: Stamp = Stamp {
+        version: 0,
+        tiebreak: 0,
+    };
+
+    /// The stamp of an upsert of `json` at `version`.
+    pub fn upsert(version: u64, json: &str) -> Self {
+        Stamp {
+            version,
+            tiebreak: xxhash_rust::xxh3::xxh3_64(json.as_bytes()) >> 1,
+        }
+    }
+
+    /// The stamp of a delete at `version`.
+    pub fn delete(version: u64) -> Self {
+        Stamp {
+            version,
+            tiebreak: u64::MAX,
+        }
+    }
+}
+
+/// An id's newest write.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Its stamp.
+    pub stamp: Stamp,
+    /// A delete (tombstone).
+    pub deleted: bool,
+    /// Where its record starts in the log, and its length.
+    offset: u64,
+    len: u32,
+}
+
+/// One line of the log.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Record {
+    Write {
+        id: String,
+        v: u64,
+        t: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        d: bool,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        s: String,
+    },
+    Behind {
+        behind: String,
+    },
+    Clear {
+        clear: String,
+        upto: u64,
+    },
+}
+
+/// The version log of one shard (see the module doc).
+pub struct VersionLog {
+    file: File,
+    /// Bytes written to the file (records of the commit in progress included).
+    len: u64,
+    /// Records of the commit in progress, not written yet.
+    pending: Vec<u8>,
+    entries: HashMap<String, Entry>,
+    /// Peer replica id → log position of the latest write it is known to lack.
+    behind: HashMap<String, u64>,
+    digest: u64,
+    max_version: u64,
+}
+
+impl VersionLog {
+    /// Opens (or creates) the log in `dir`, cut back to `committed` bytes.
+    pub fn open(dir: &Path, committed: u64) -> anyhow::Result<Self> {
+        let path = dir.join(VERSIONS_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        File::open(dir)?.sync_all()?; // the log's directory entry, if just created
+        let on_disk = file.metadata()?.len();
+        anyhow::ensure!(
+            on_disk >= committed,
+            "{} holds {on_disk} bytes, the last commit recorded {committed}",
+            path.display()
+        );
+        if on_disk > committed {
+            tracing::warn!(path = %path.display(), on_disk, committed, "dropping version records of an unfinished commit");
+            file.set_len(committed)?;
+            file.sync_all()?;
+        }
+        let mut log = VersionLog {
+            file,
+            len: 0,
+            pending: Vec::new(),
+            entries: HashMap::new(),
+            behind: HashMap::new(),
+            digest: 0,
+            max_version: 0,
+        };
+        log.replay(&path, committed)?;
+        Ok(log)
+    }
+
+    fn replay(&mut self, path: &Path, committed: u64) -> anyhow::Result<()> {
+        let mut reader = BufReader::new(File::open(path)?);
+        let mut line = Vec::new();
+        while self.len < committed {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            anyhow::ensure!(n > 0, "{} ends early", path.display());
+            let record: Record = serde_json::from_slice(&line)
+                .with_context(|| format!("{} at byte {}", path.display(), self.len))?;
+            let offset = self.len;
+            self.len += n as u64;
+            self.note(record, offset, n as u32);
+        }
+        Ok(())
+    }
+
+    /// Applies one record to the in-memory state.
+    fn note(&mut self, record: Record, offset: u64, len: u32) {
+        match record {
+            Record::Write { id, v, t, d, .. } => {
+                let stamp = Stamp {
+                    version: v,
+                    tiebreak: t,
+                };
+                self.max_version = self.max_version.max(v);
+                let entry = Entry {
+                    stamp,
+                    deleted: d,
+                    offset,
+                    len,
+                };
+                self.digest ^= entry_hash(&id, &entry);
+                if let Some(old) = self.entries.insert(id.clone(), entry) {
+                    self.digest ^= entry_hash(&id, &old);
+                }
+            }
+            Record::Behind { behind } => {
+                self.behind.insert(behind, offset + len as u64);
+            }
+            Record::Clear { clear, upto } => {
+                if self.behind.get(&clear).is_some_and(|&at| at <= upto) {
+                    self.behind.remove(&clear);
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, record: Record) {
+        let offset = self.len + self.pending.len() as u64;
+        let mut line = serde_json::to_vec(&record).expect("records serialize");
+        line.push(b'\n');
+        let len = line.len() as u32;
+        self.pending.extend_from_slice(&line);
+        self.note(record, offset, len);
+    }
+
+    /// The newest write of `id` held (committed or in the commit in progress).
+    pub fn get(&self, id: &str) -> Option<Entry> {
+        self.entries.get(id).copied()
+    }
+
+    /// Records an upsert (`json` given) or a delete (`json` None) of `id`.
+    pub fn record_write(&mut self, id: &str, stamp: Stamp, json: Option<&str>) {
+        self.push(Record::Write {
+            id: id.to_string(),
+            v: stamp.version,
+            t: stamp.tiebreak,
+            d: json.is_none(),
+            s: json.unwrap_or_default().to_string(),
+        });
+    }
+
+    /// Records that peer `replica_id` lacks the writes held now.
+    pub fn mark_behind(&mut self, replica_id: &str) {
+        self.push(Record::Behind {
+            behind: replica_id.to_string(),
+        });
+    }
+
+    /// Clears the mark of `replica_id` if it was set at or before `upto`.
+    pub fn clear_behind(&mut self, replica_id: &str, upto: u64) {
+        if self.behind.contains_key(replica_id) {
+            self.push(Record::Clear {
+                clear: replica_id.to_string(),
+                upto,
+            });
+        }
+    }
+
+    /// Writes and fsyncs the records of the commit in progress; returns the length the
+    /// commit must record.
+    pub fn flush(&mut self) -> std::io::Result<u64> {
+        if !self.pending.is_empty() {
+            self.file.write_all_at(&self.pending, self.len)?;
+            self.len += self.pending.len() as u64;
+            self.pending.clear();
+            self.file.sync_data()?;
+        }
+        Ok(self.len)
+    }
+
+    /// Log position: the length after the records so far.
+    pub fn position(&self) -> u64 {
+        self.len + self.pending.len() as u64
+    }
+
+    /// Order-independent digest of the entries (equal on replicas holding the same writes).
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Highest version recorded.
+    pub fn max_version(&self) -> u64 {
+        self.max_version
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No entry held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Replica ids known to lack some of this replica's writes, sorted.
+    pub fn behind(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.behind.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Every entry, as sent to peers.
+    pub fn list(&self) -> Vec<VersionEntry> {
+        self.entries
+            .iter()
+            .map(|(id, e)| version_entry(id, e))
+            .collect()
+    }
+
+    /// The entries of `ids` with their source documents (ids without an entry are left out).
+    pub fn sources(&self, ids: &[String]) -> anyhow::Result<Vec<SourceEntry>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut buf = Vec::new();
+        for id in ids {
+            let Some(e) = self.entries.get(id) else {
+                continue;
+            };
+            let json = if e.deleted {
+                String::new()
+            } else {
+                self.read_source(e, &mut buf)?
+            };
+            out.push(SourceEntry {
+                entry: Some(version_entry(id, e)),
+                json,
+            });
+        }
+        Ok(out)
+    }
+
+    fn read_source(&self, e: &Entry, buf: &mut Vec<u8>) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            e.offset + e.len as u64 <= self.len,
+            "entry of the commit in progress"
+        );
+        buf.resize(e.len as usize, 0);
+        self.file.read_exact_at(buf, e.offset)?;
+        match serde_json::from_slice(buf)? {
+            Record::Write { s, .. } => Ok(s),
+            _ => anyhow::bail!("version log record at {} is not a write", e.offset),
+        }
+    }
+}
+
+fn version_entry(id: &str, e: &Entry) -> VersionEntry {
+    VersionEntry {
+        id: id.to_string(),
+        version: e.stamp.version,
+        tiebreak: e.stamp.tiebreak,
+        deleted: e.deleted,
+    }
+}
+
+fn entry_hash(id: &str, e: &Entry) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(id.as_bytes());
+    h.update(&[0xff]);
+    h.update(&e.stamp.version.to_le_bytes());
+    h.update(&e.stamp.tiebreak.to_le_bytes());
+    h.update(&[e.deleted as u8]);
+    h.digest()
+}
+
+/// The replica id kept in `dir`, created (random) on first use. The file also records the
+/// directory's device and inode: a copied directory (a new replica made with `cp -r`) has
+/// other ones, so it gets an id of its own instead of its source's.
+pub fn replica_id(dir: &Path) -> anyhow::Result<String> {
+    let here = dir_identity(dir)?;
+    if let Ok(text) = std::fs::read_to_string(dir.join(REPLICA_ID_FILE)) {
+        let mut parts = text.split_whitespace();
+        if let (Some(id), Some(place)) = (parts.next(), parts.next()) {
+            if place == here {
+                return Ok(id.to_string());
+            }
+        }
+    }
+    let rng = scatter_core::random::SharedRng::new(scatter_core::random::os_seed());
+    let id = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+    write_replica_id(dir, &id)?;
+    Ok(id)
+}
+
+/// Records `id` as the replica id of `dir` (durably).
+pub fn write_replica_id(dir: &Path, id: &str) -> anyhow::Result<()> {
+    let path: PathBuf = dir.join(REPLICA_ID_FILE);
+    let tmp = dir.join(format!("{REPLICA_ID_FILE}.tmp"));
+    let mut f = File::create(&tmp)?;
+    writeln!(f, "{id} {}", dir_identity(dir)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// `device:inode` of a directory.
+fn dir_identity(dir: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir)?;
+    Ok(format!("{}:{}", m.dev(), m.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_write_wins_and_survives_reopen_cut_to_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = VersionLog::open(dir.path(), 0).unwrap();
+        log.record_write("a", Stamp::upsert(5, "{}"), Some("{\"id\":\"a\"}"));
+        log.record_write("b", Stamp::delete(3), None);
+        log.mark_behind("peer");
+        let committed = log.flush().unwrap();
+        let digest = log.digest();
+        log.record_write("a", Stamp::upsert(9, "{}"), Some("{\"id\":\"a\",\"x\":1}"));
+        log.flush().unwrap();
+        drop(log);
+        let log = VersionLog::open(dir.path(), committed).unwrap();
+        assert_eq!(log.get("a").unwrap().stamp.version, 5);
+        assert!(log.get("b").unwrap().deleted);
+        assert_eq!(log.digest(), digest);
+        assert_eq!(log.behind(), vec!["peer".to_string()]);
+        let src = log.sources(&["a".into(), "b".into(), "c".into()]).unwrap();
+        assert_eq!(src.len(), 2);
+        assert_eq!(src[0].json, "{\"id\":\"a\"}");
+    }
+
+    #[test]
+    fn digest_is_order_independent_and_marks_clear_only_up_to_their_position() {
+        let dir1 = tempfile::tempdir().unwrap();
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut l1 = VersionLog::open(dir1.path(), 0).unwrap();
+        let mut l2 = VersionLog::open(dir2.path(), 0).unwrap();
+        l1.record_write("a", Stamp::upsert(1, "x"), Some("x"));
+        l1.record_write("b", Stamp::upsert(2, "y"), Some("y"));
+        l2.record_write("b", Stamp::upsert(2, "y"), Some("y"));
+        l2.record_write("a", Stamp::upsert(1, "x"), Some("x"));
+        assert_eq!(l1.digest(), l2.digest());
+        l1.mark_behind("p");
+        let at = l1.position();
+        l1.mark_behind("p");
+        l1.clear_behind("p", at);
+        assert_eq!(l1.behind(), vec!["p".to_string()]);
+        l1.clear_behind("p", l1.position());
+        assert!(l1.behind().is_empty());
+    }
+
+    #[test]
+    fn a_copied_directory_gets_its_own_replica_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        let id = replica_id(&a).unwrap();
+        assert_eq!(replica_id(&a).unwrap(), id);
+        std::fs::create_dir(&b).unwrap();
+        std::fs::copy(a.join(REPLICA_ID_FILE), b.join(REPLICA_ID_FILE)).unwrap();
+        assert_ne!(replica_id(&b).unwrap(), id);
+    }
+
+    #[test]
+    fn a_delete_wins_a_tie_and_any_live_write_beats_a_bulk_document() {
+        assert!(Stamp::delete(4) > Stamp::upsert(4, "z"));
+        assert!(Stamp::upsert(1, "") > Stamp::BULK);
+    }
+}
