@@ -68,6 +68,10 @@ struct LeafArgs {
     /// Default: one per core.
     #[arg(long, env = "SCATTER_LEAF_WORKER_THREADS")]
     worker_threads: Option<usize>,
+    /// Most MB of ingest calls queued per shard; beyond it writes are refused
+    /// (RESOURCE_EXHAUSTED; the root answers 429 with Retry-After).
+    #[arg(long, env = "SCATTER_LEAF_MAX_WRITE_QUEUE_MB", default_value_t = 256)]
+    max_write_queue_mb: usize,
     /// If --index holds no shard: create an empty one (needs --shard-id and --num-shards;
     /// with several --index, each directory's name `shard-K` gives its shard id). A new
     /// replica of a shard with data is then repaired from a peer by the root.
@@ -192,6 +196,10 @@ struct RootArgs {
     /// Largest `POST /documents` body, in MB.
     #[arg(long, env = "SCATTER_ROOT_MAX_BULK_MB", default_value_t = 64)]
     max_bulk_mb: usize,
+    /// Most MB of bulk bodies being written at once; a bulk beyond it is refused with 429
+    /// and Retry-After (memory stays bounded under write overload).
+    #[arg(long, env = "SCATTER_ROOT_MAX_INGEST_MB", default_value_t = 512)]
+    max_ingest_mb: usize,
     /// Query-and-fetch (one round trip less) when (from + size) × shards is at most this;
     /// 0: always fetch the final page in a separate phase.
     #[arg(long, env = "SCATTER_ROOT_FUSE_FETCH_MAX_DOCS", default_value_t = 100)]
@@ -479,6 +487,7 @@ async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
     config.faults = args.faults.settings();
     config.metrics_listen = args.metrics_listen;
     config.create = args.create_meta()?;
+    config.max_write_queue_bytes = args.max_write_queue_mb.max(1) << 20;
     let bound = BoundLeaf::bind(&config).await?;
     let node = bound.node();
     let shard = node.any();
@@ -509,6 +518,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.result_cache_bytes = args.result_cache_mb << 20;
     config.write_timeout = Duration::from_millis(args.write_timeout_ms.max(1));
     config.max_bulk_bytes = args.max_bulk_mb.max(1) << 20;
+    config.max_ingest_bytes = args.max_ingest_mb.max(1) << 20;
     config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
     config.stats_table_max_terms = args.stats_table_max_terms;
     config.stats_table_min_interval = Duration::from_millis(args.stats_table_refresh_ms);

@@ -257,3 +257,223 @@ fn the_history_rule_refuses_a_lost_acknowledged_write() {
     assert!(allowed(&deleted, None));
     assert!(!allowed(&deleted, Some("a")));
 }
+
+/// Waits until the root sees replica `r` of shard `k` up (or panics).
+async fn wait_up(c: &Cluster, k: usize, r: usize) {
+    for _ in 0..200 {
+        if c.replica_state(k, r).await["up"] == true {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("replica {k}/{r} never came up: {}", c.state().await);
+}
+
+/// Whether the leaf at `addr` holds document `id` (read directly, not through a root).
+async fn leaf_has(addr: &str, id: &str) -> bool {
+    let mut client = scatter_proto::LeafClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let resp = client
+        .fetch(scatter_proto::v1::FetchRequest {
+            ids: vec![id.to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    !resp.docs.is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_replica_alone_acknowledges_nothing_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let args = ["--probe-interval-ms", "100", "--write-timeout-ms", "3000"];
+    let mut c = Cluster::start(dir.path(), 2, &args).await;
+    c.kill_leaf(0, 1);
+    let (status, body) = c.post_documents(doc("kept-1", "acknowledged")).await;
+    assert_eq!(
+        (status, &body["items"][0]["status"]),
+        (200, &json!(200)),
+        "{body}"
+    );
+    assert_eq!(
+        body["replica_failures"][0]["marked_on_peers"], true,
+        "{body}"
+    );
+    // The only replica holding the write goes away; the one that missed it comes back.
+    c.kill_leaf(0, 0);
+    c.restart_leaf(0, 1);
+    wait_up(&c, 0, 1).await;
+    assert_eq!(c.replica_state(0, 1).await["stale"], true);
+    let (status, body) = c.post_documents(doc("refused-2", "not acknowledged")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["status"], 503, "{body}");
+    assert_eq!(
+        body["items"][0]["error"]["type"], "no_current_replica",
+        "{body}"
+    );
+    // The first comes back: the replicas merge, and the acknowledged write is everywhere.
+    c.restart_leaf(0, 0);
+    let body = wait_consistent(&c.http, &c.root.addr, Duration::from_secs(30)).await;
+    assert_eq!(body["consistent"], true, "{body:#}");
+    for leaf in &c.leaves[0] {
+        assert!(
+            leaf_has(&leaf.addr, "kept-1").await,
+            "{} lost it",
+            leaf.addr
+        );
+    }
+    assert_eq!(c.replica_state(0, 1).await["stale"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fetch_phase_reads_the_replica_that_answered_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    // No repairs (probes once a minute), every search fetches in a phase of its own.
+    let args = [
+        "--probe-interval-ms",
+        "60000",
+        "--fuse-fetch-max-docs",
+        "0",
+        "--result-cache-mb",
+        "0",
+    ];
+    let c = Cluster::start(dir.path(), 2, &args).await;
+    // A document only the first replica holds (written to it directly).
+    let mut a = scatter_proto::LeafClient::connect(format!("http://{}", c.leaves[0][0].addr))
+        .await
+        .unwrap();
+    a.ingest(scatter_proto::v1::IngestRequest {
+        upserts: vec![scatter_proto::v1::IngestDoc {
+            id: "only-on-a".into(),
+            json: doc("only-on-a", "quuxotic"),
+            version: 1,
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut answered_by_a = 0;
+    for _ in 0..40 {
+        let (status, body) = c
+            .search(&[("q", "title:quuxotic"), ("profile", "true")])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let Some(hit) = body["hits"].as_array().unwrap().first() else {
+            continue; // the search went to the replica without it
+        };
+        answered_by_a += 1;
+        assert_eq!(body["partial"], false, "{body}");
+        assert_eq!(
+            hit["fields"]["title"], "quuxotic",
+            "fetched elsewhere: {body}"
+        );
+    }
+    assert!(answered_by_a > 0, "P2C never chose the first replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_overload_is_refused_with_429_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let leaf_args = |_, _| vec!["--max-write-queue-mb".to_string(), "1".to_string()];
+    let c =
+        common::Cluster::start_with(dir.path(), 1, &["--result-cache-mb", "0"], leaf_args).await;
+    let filler = "overload ".repeat(250);
+    let bulk = |b: usize| {
+        (0..200)
+            .map(|i| {
+                let id = format!("load-{b}-{i}");
+                json!({"id": id, "title": "zqoverload", "body": filler}).to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let posts = (0..40).map(|b| {
+        let (http, url, body) = (c.http.clone(), c.url("/documents"), bulk(b));
+        async move {
+            let resp = http.post(url).body(body).send().await.unwrap();
+            let retry = resp.headers().get("retry-after").is_some();
+            (
+                resp.status().as_u16(),
+                retry,
+                resp.json::<Value>().await.unwrap(),
+            )
+        }
+    });
+    let mut acked = 0;
+    let mut refused = 0;
+    for (status, retry_after, body) in futures::future::join_all(posts).await {
+        assert!(status == 200 || status == 429, "{status} {body}");
+        for item in body["items"].as_array().unwrap() {
+            match item["status"].as_u64() {
+                Some(200) => acked += 1,
+                Some(429) => {
+                    refused += 1;
+                    assert!(retry_after, "429 items come with Retry-After");
+                    assert_eq!(item["error"]["type"], "too_many_requests");
+                }
+                other => panic!("unexpected item status {other:?}: {item}"),
+            }
+        }
+    }
+    assert!(refused > 0, "a 1 MB write queue refused nothing");
+    assert!(acked > 0);
+    let (_, body) = c.search(&[("q", "title:zqoverload"), ("size", "0")]).await;
+    assert_eq!(
+        body["total_hits"], acked,
+        "every acknowledged document is searchable"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_root_bounds_bulk_bytes_in_flight_and_refuses_oversized_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let c = Cluster::start(
+        dir.path(),
+        1,
+        &["--max-ingest-mb", "1", "--max-bulk-mb", "40"],
+    )
+    .await;
+    let body = (0..300)
+        .map(|i| doc(&format!("big-{i}"), &"x".repeat(2000)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let posts = (0..8).map(|_| {
+        let (http, url, body) = (c.http.clone(), c.url("/documents"), body.clone());
+        async move {
+            let resp = http.post(url).body(body).send().await.unwrap();
+            let retry = resp.headers().get("retry-after").is_some();
+            (
+                resp.status().as_u16(),
+                retry,
+                resp.json::<Value>().await.unwrap(),
+            )
+        }
+    });
+    let results = futures::future::join_all(posts).await;
+    let shed: Vec<_> = results.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert!(
+        !shed.is_empty(),
+        "8 × 600 kB against a 1 MB budget shed nothing"
+    );
+    for (_, retry, body) in shed {
+        assert!(retry, "Retry-After on a shed bulk");
+        assert_eq!(body["error"]["type"], "too_many_requests", "{body}");
+    }
+    assert!(results.iter().all(|(s, _, _)| *s == 200 || *s == 429));
+    // A document larger than a leaf call may carry is that line's 400, not a 503 to retry.
+    let huge = doc("huge", &"y".repeat(17 << 20));
+    let (status, body) = c.post_documents(huge).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["items"][0]["status"], 400,
+        "{}",
+        body["items"][0]["error"]
+    );
+    assert_eq!(body["items"][0]["error"]["type"], "document_too_large");
+}

@@ -3,6 +3,7 @@
 //! keep running on the old one until they finish.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
@@ -18,6 +19,8 @@ pub struct LiveShard {
     writer: tokio::sync::Mutex<Option<ShardWriter>>,
     /// Held by a repair from start to end: one repair at a time.
     pub(crate) repairing: tokio::sync::Mutex<()>,
+    /// Most bytes of ingest calls queued at the writer.
+    write_queue_limit: AtomicUsize,
 }
 
 impl LiveShard {
@@ -34,7 +37,14 @@ impl LiveShard {
             current: RwLock::new(Arc::new(shard)),
             writer: tokio::sync::Mutex::new(None),
             repairing: tokio::sync::Mutex::new(()),
+            write_queue_limit: AtomicUsize::new(scatter_core::limits::MAX_QUEUED_WRITE_BYTES),
         }
+    }
+
+    /// Sets the most bytes of ingest calls queued at the writer (beyond: RESOURCE_EXHAUSTED).
+    pub fn set_write_queue_limit(&self, bytes: usize) {
+        self.write_queue_limit
+            .store(bytes.max(1), Ordering::Relaxed);
     }
 
     /// The shard to run one call against (cheap `Arc` clone).
@@ -63,7 +73,8 @@ impl LiveShard {
             }
             slot.as_ref().expect("writer").handle()
         };
-        handle.submit(req).await
+        let limit = self.write_queue_limit.load(Ordering::Relaxed);
+        handle.submit(req, limit).await
     }
 
     /// Replaces the index with the complete copy in `staging`: stops the writer, moves the

@@ -38,6 +38,9 @@ pub struct LeafConfig {
     /// replica that a root then repairs from a peer, or the first replicas of an empty
     /// cluster filled through live ingest).
     pub create: Option<ShardMeta>,
+    /// Most bytes of ingest calls queued per shard (beyond: RESOURCE_EXHAUSTED, which the
+    /// root answers with 429).
+    pub max_write_queue_bytes: usize,
 }
 
 impl LeafConfig {
@@ -50,6 +53,7 @@ impl LeafConfig {
             faults: FaultSettings::default(),
             metrics_listen: None,
             create: None,
+            max_write_queue_bytes: scatter_core::limits::MAX_QUEUED_WRITE_BYTES,
         }
     }
 }
@@ -68,6 +72,9 @@ impl BoundLeaf {
         let (paths, create) = (config.indexes.clone(), config.create.clone());
         let node =
             tokio::task::spawn_blocking(move || ShardSet::open(&paths, create.as_ref())).await??;
+        for live in node.iter() {
+            live.set_write_queue_limit(config.max_write_queue_bytes);
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

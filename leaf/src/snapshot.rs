@@ -89,11 +89,7 @@ impl Snapshot {
         let mut first = Some(names);
         for (name, slice) in &self.files {
             let bytes = slice.read_bytes()?;
-            let mine = (
-                bytes.len() as u64,
-                xxhash_rust::xxh3::xxh3_64(bytes.as_slice()),
-            );
-            if have.get(name.as_str()) == Some(&mine) {
+            if receiver_has(&have, name, bytes.as_slice()) {
                 continue;
             }
             send_file(tx, name, bytes.as_slice(), &mut first)?;
@@ -101,6 +97,14 @@ impl Snapshot {
         send_file(tx, VERSIONS_FILE, &self.versions, &mut first)?;
         send_file(tx, META_FILE, &self.meta, &mut first)
     }
+}
+
+/// Whether the receiver holds `name` with exactly these bytes: same length **and** checksum.
+/// (Delete files are named `{segment}.{opstamp}.del` and sized by the segment alone, so two
+/// replicas that committed different deletes can hold different files of one name and size.)
+fn receiver_has(have: &HashMap<&str, (u64, u64)>, name: &str, bytes: &[u8]) -> bool {
+    let mine = (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(bytes));
+    have.get(name) == Some(&mine)
 }
 
 /// Sends one file in chunks (the first chunk of the stream carries the file list).
@@ -153,4 +157,21 @@ fn segment_ids(meta: &[u8]) -> anyhow::Result<HashSet<String>> {
         .filter_map(|s| s.get("segment_id").and_then(|id| id.as_str()))
         .map(|id| id.replace('-', ""))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_the_same_name_and_length_but_other_bytes_is_sent() {
+        let theirs = b"deletes: 0110";
+        let have = HashMap::from([(
+            "abc.7.del",
+            (theirs.len() as u64, xxhash_rust::xxh3::xxh3_64(theirs)),
+        )]);
+        assert!(receiver_has(&have, "abc.7.del", theirs));
+        assert!(!receiver_has(&have, "abc.7.del", b"deletes: 1001"));
+        assert!(!receiver_has(&have, "other.del", theirs));
+    }
 }

@@ -10,7 +10,6 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use scatter_core::document::DocConverter;
-use scatter_core::limits::MAX_QUEUED_WRITE_BYTES;
 use scatter_core::Router;
 use scatter_proto::v1::{IngestError, IngestRequest, IngestResponse, Superseded};
 use tantivy::{IndexWriter, TantivyDocument, Term};
@@ -121,15 +120,20 @@ impl Drop for ShardWriter {
 }
 
 impl WriterHandle {
-    /// Queues `req` and waits until its commit is durable and searchable.
-    pub async fn submit(&self, req: IngestRequest) -> Result<IngestResponse, WriteError> {
+    /// Queues `req` (unless `limit` bytes are queued already) and waits until its commit is
+    /// durable and searchable.
+    pub async fn submit(
+        &self,
+        req: IngestRequest,
+        limit: usize,
+    ) -> Result<IngestResponse, WriteError> {
         validate(&req)?;
         let bytes = request_bytes(&req);
         let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
-        if before > 0 && before + bytes > MAX_QUEUED_WRITE_BYTES {
+        if before > 0 && before + bytes > limit {
             self.queued.fetch_sub(bytes, Ordering::AcqRel);
             return Err(WriteError::Overloaded(format!(
-                "write queue full: {before} bytes waiting (limit {MAX_QUEUED_WRITE_BYTES})"
+                "write queue full: {before} bytes waiting (limit {limit})"
             )));
         }
         let (reply, rx) = oneshot::channel();

@@ -30,6 +30,8 @@ pub struct RootConfig {
     pub write_timeout: Duration,
     /// Largest `POST /documents` body.
     pub max_bulk_bytes: usize,
+    /// Most bulk body bytes being written at once (beyond: 429 with Retry-After).
+    pub max_ingest_bytes: usize,
     /// Query-and-fetch when `(from + size) × shards` is at most this (0: never).
     pub fuse_fetch_max_docs: usize,
     /// Largest shard dictionary (terms) the root holds as a statistics table (0: none).
@@ -56,6 +58,7 @@ impl RootConfig {
             result_cache_bytes: 64 << 20,
             write_timeout: Duration::from_secs(30),
             max_bulk_bytes: 64 << 20,
+            max_ingest_bytes: scatter_core::limits::MAX_ROOT_INGEST_BYTES,
             fuse_fetch_max_docs: crate::root::DEFAULT_FUSE_FETCH_MAX_DOCS,
             stats_table_max_terms: crate::stats_table::DEFAULT_MAX_TERMS,
             stats_table_min_interval: crate::stats_table::MIN_INTERVAL,

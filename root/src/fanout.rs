@@ -170,8 +170,34 @@ where
     F: Fn(&LeafNode, &[usize], Duration) -> Fut,
     Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
 {
+    scatter_preferring(cluster, shards, &[], deadline, hedging, call).await
+}
+
+/// [`scatter`], trying first for each shard the replica `prefer` names for it (the fetch
+/// phase reads the replica that answered the search), then the usual order.
+pub async fn scatter_preferring<'f, T: Send + 'f, F, Fut>(
+    cluster: &Cluster,
+    shards: &[usize],
+    prefer: &[(usize, String)],
+    deadline: Instant,
+    hedging: &Hedging,
+    call: F,
+) -> Vec<ShardOutcome<T>>
+where
+    F: Fn(&LeafNode, &[usize], Duration) -> Fut,
+    Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
+{
     let start = Instant::now();
     let mut run = Run::new(cluster, shards, hedging, deadline);
+    for slot in run.slots.iter_mut() {
+        let shard = slot.profile.shard;
+        if let Some((_, addr)) = prefer.iter().find(|(s, _)| *s == shard) {
+            if let Some(i) = slot.order.iter().position(|r| &r.addr == addr) {
+                let preferred = slot.order.remove(i);
+                slot.order.insert(0, preferred);
+            }
+        }
+    }
     let mut in_flight: FuturesUnordered<Abortable<CallFuture<'f, T>>> = FuturesUnordered::new();
     run.launch(&mut in_flight, &call, (0..shards.len()).collect(), false);
     for slot in run.slots.iter_mut() {

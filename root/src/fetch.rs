@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::api::ShardFailure;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{scatter, Hedging, ShardError, ShardParts, ShardProfile};
+use crate::fanout::{scatter_preferring, Hedging, ShardError, ShardParts, ShardProfile};
 use crate::merge::ShardHit;
 
 /// Stored fields (raw JSON object) and snippets of one document.
@@ -90,12 +90,14 @@ fn split_fetch(
     parts
 }
 
-/// Fetches the stored fields of `page` under `deadline`. A rejected request (e.g. a snippet
+/// Fetches the stored fields of `page` under `deadline`, from the replica that answered each
+/// shard's search first (`prefer`: (shard, address)). A rejected request (e.g. a snippet
 /// field that is not text) is the caller's error.
 pub async fn fetch_page(
     cluster: &Cluster,
     hedging: &Hedging,
     page: &[ShardHit],
+    prefer: &[(usize, String)],
     deadline: Instant,
     options: &FetchOptions<'_>,
 ) -> Result<Fetched, ApiError> {
@@ -108,9 +110,10 @@ pub async fn fetch_page(
         return Ok(fetched);
     }
     let shards: Vec<usize> = by_shard.keys().copied().collect();
-    let outcomes = scatter(
+    let outcomes = scatter_preferring(
         cluster,
         &shards,
+        prefer,
         deadline,
         hedging,
         |node, shards, budget| {
@@ -158,4 +161,47 @@ pub async fn fetch_page(
         }
     }
     Ok(fetched)
+}
+
+/// The hits of `page` that came back without their document although their shard answered
+/// (deleted after the search, or the replica read lacks it), as failures naming them: the
+/// response is then partial, never a hit with empty fields passed off as complete.
+pub fn unfetched(page: &[ShardHit], fetched: &Fetched) -> Vec<ShardFailure> {
+    page.iter()
+        .filter(|h| !fetched.failed_shards.contains(&h.shard))
+        .filter(|h| !fetched.docs.contains_key(&(h.shard, h.id.clone())))
+        .map(|h| ShardFailure {
+            shard: h.shard,
+            replica: None,
+            reason: format!(
+                "fetch: document {:?} was not found (deleted after the search, or the replica \
+                 read lacks it); its hit has no fields",
+                h.id
+            ),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hit_without_its_document_is_reported_unless_its_shard_failed() {
+        let hit = |shard, id: &str| ShardHit {
+            shard,
+            id: id.to_string(),
+            score: 1.0,
+        };
+        let page = vec![hit(0, "a"), hit(0, "gone"), hit(1, "b")];
+        let mut fetched = Fetched::default();
+        fetched
+            .docs
+            .insert((0, "a".to_string()), (no_fields(), Map::new()));
+        fetched.failed_shards.push(1);
+        let missing = unfetched(&page, &fetched);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].shard, 0);
+        assert!(missing[0].reason.contains("\"gone\""));
+    }
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub root: Arc<Root>,
     /// Configuration (defaults and limits).
     pub config: Arc<RootConfig>,
+    /// Kilobytes of bulk bodies that may be in flight (see `RootConfig::max_ingest_bytes`).
+    pub ingest_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// The API router.
@@ -113,14 +115,47 @@ async fn documents_post(
         Ok(b) => b,
         Err(e) => return ApiError::new(e.status(), "body_rejected", e.body_text()).into_response(),
     };
+    // A body larger than the whole budget takes all of it (it runs alone).
+    let budget_kb = (state.config.max_ingest_bytes >> 10).max(1);
+    let kb = u32::try_from(((body.len() >> 10) + 1).min(budget_kb)).unwrap_or(u32::MAX);
+    let Ok(_permit) = state.ingest_budget.try_acquire_many(kb) else {
+        metrics::counter!("scatter_root_ingest_shed_total").increment(1);
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "{} MB of bulk requests are being written already; retry later",
+                state.config.max_ingest_bytes >> 20
+            ),
+        )
+        .into_response();
+    };
     let start = Instant::now();
     let result = crate::ingest::bulk(&state.root.cluster, &body, state.config.write_timeout).await;
     metrics::histogram!("scatter_root_ingest_duration_seconds")
         .record(start.elapsed().as_secs_f64());
     match result {
-        Ok(resp) => Json(resp).into_response(),
+        Ok(resp) => bulk_response(resp),
         Err(e) => e.into_response(),
     }
+}
+
+/// A bulk's answer: 200 with per-item outcomes; 429 (with `Retry-After`) when every item
+/// was refused for overload; `Retry-After` also when only some were.
+fn bulk_response(resp: crate::ingest::BulkResponse) -> Response {
+    let overloaded = resp.items.iter().filter(|i| i.status == 429).count();
+    let status = if overloaded > 0 && overloaded == resp.items.len() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(resp)).into_response();
+    if overloaded > 0 {
+        response
+            .headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 async fn document_delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
@@ -318,6 +353,9 @@ impl BoundRoot {
                     ),
                     ..Root::new(cluster.clone(), config.hedge, config.result_cache_bytes)
                 }),
+                ingest_budget: Arc::new(tokio::sync::Semaphore::new(
+                    (config.max_ingest_bytes >> 10).max(1),
+                )),
                 config: Arc::new(config),
             },
         })

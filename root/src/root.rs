@@ -147,6 +147,8 @@ struct Gathered {
     /// Every answering shard counted its matches exactly.
     total_exact: bool,
     profiles: Vec<ShardProfile>,
+    /// Hits of the page whose documents could not be fetched (named in `failures`).
+    unfetched: usize,
     /// Documents brought by query-and-fetch, per shard by id, as the leaves sent them
     /// (converted only when on the page).
     docs: Vec<std::collections::HashMap<String, scatter_proto::v1::FetchedDoc>>,
@@ -365,10 +367,16 @@ impl Root {
                 None => missing.push(hit.clone()),
             }
         }
+        let prefer: Vec<(usize, String)> = gathered
+            .profiles
+            .iter()
+            .filter_map(|p| Some((p.shard, p.replica.clone()?)))
+            .collect();
         let mut fetched = fetch_page(
             &self.cluster,
             &self.hedging,
             &missing,
+            &prefer,
             search.deadline,
             &options,
         )
@@ -378,6 +386,9 @@ impl Root {
             let (_, doc) = crate::fetch::convert(doc);
             fetched.docs.insert((hit.shard, hit.id.clone()), doc);
         }
+        let unfetched = crate::fetch::unfetched(page, &fetched);
+        gathered.unfetched += unfetched.len();
+        gathered.failures.extend(unfetched);
         gathered.timed_out |= fetched.timed_out;
         gathered.failures.append(&mut fetched.failures);
         gathered
@@ -453,7 +464,7 @@ impl Root {
         hits: Vec<Hit>,
     ) -> Result<SearchResponse, ApiError> {
         let total = self.cluster.shards.len();
-        let partial = !g.failed_shards.is_empty();
+        let partial = !g.failed_shards.is_empty() || g.unfetched > 0;
         if partial && !search.allow_partial {
             let (status, kind) = if g.timed_out {
                 (StatusCode::GATEWAY_TIMEOUT, "timeout")
@@ -469,8 +480,10 @@ impl Root {
                 status,
                 kind,
                 format!(
-                    "{} of {total} shards did not answer and allow_partial=false: {}",
+                    "{} of {total} shards did not answer ({} hits without their document) and \
+                     allow_partial=false: {}",
                     g.failed_shards.len(),
+                    g.unfetched,
                     reasons.join("; ")
                 ),
             ));
