@@ -152,7 +152,7 @@ async fn no_acknowledged_write_is_lost_under_kills_and_root_restarts() {
                     let id = format!("chaos-{}", rng.next_u64() % 40);
                     let root = roots.read().unwrap()[(n % 2) as usize].clone();
                     let start = Instant::now();
-                    let (token, acked) = if rng.next_u64() % 5 == 0 {
+                    let (token, acked) = if rng.next_u64().is_multiple_of(5) {
                         (None, delete(&http, &root, &id).await)
                     } else {
                         let token = format!("w{w}n{n}");
