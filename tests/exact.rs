@@ -251,3 +251,61 @@ fn verify_command_reports_and_fails_on_mismatch() {
     assert!(!bad.status.success());
     assert!(stdout.contains("MISMATCH"), "{stdout}");
 }
+
+/// The sample corpus plus `extra` lines, as a JSONL file.
+fn corpus_plus(dir: &Path, name: &str, extra: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    let mut out = std::fs::File::create(&path).unwrap();
+    let input = flate2::read::GzDecoder::new(std::fs::File::open(sample_corpus()).unwrap());
+    for line in std::io::BufReader::new(input).lines() {
+        writeln!(out, "{}", line.unwrap()).unwrap();
+    }
+    for line in extra {
+        writeln!(out, "{line}").unwrap();
+    }
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_write_query_again_ranks_like_one_index_at_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, &dir.path().join("s4"));
+    // Result cache and statistics cache on (the table off: it would answer first).
+    let c = Cluster::start(&dir.path().join("s4"), 1, &["--stats-table-max-terms", "0"]).await;
+    let url = format!("http://{}", c.root.addr);
+    let mut written: Vec<String> = Vec::new();
+    for step in 0..4 {
+        let reference = dir.path().join(format!("ref{step}"));
+        build(
+            &corpus_plus(dir.path(), &format!("c{step}.jsonl"), &written),
+            1,
+            &reference,
+        );
+        // Twice: the second round is answered from the caches filled by the first.
+        for round in 0..2 {
+            let report = verify_dirs(&url, &reference).await;
+            assert!(
+                report.all_identical(),
+                "step {step} round {round}:\n{report}"
+            );
+        }
+        // Documents with the terms of the first queries: their statistics change.
+        let docs: Vec<String> = (0..15)
+            .map(|i| {
+                serde_json::json!({
+                    "id": format!("step{step}-{i}"),
+                    "title": format!("state nurses pay {step}"),
+                    "body": "how much does the state pay nurses web server python library",
+                })
+                .to_string()
+            })
+            .collect();
+        let (status, body) = c.post_documents(docs.join("\n")).await;
+        assert_eq!(
+            (status, &body["errors"]),
+            (200, &serde_json::json!(false)),
+            "{body}"
+        );
+        written.extend(docs);
+    }
+}

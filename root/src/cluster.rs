@@ -42,6 +42,8 @@ pub struct ShardGroup {
     pub writes: tokio::sync::RwLock<()>,
     /// A repair of one of its replicas is running.
     pub repairing: std::sync::atomic::AtomicBool,
+    /// Failed repairs in a row, and when the next may start (failures back off).
+    pub repair_backoff: std::sync::Mutex<(u32, Option<Instant>)>,
 }
 
 impl ShardGroup {
@@ -115,6 +117,7 @@ impl Cluster {
                 counters: ShardCounters::default(),
                 writes: tokio::sync::RwLock::new(()),
                 repairing: std::sync::atomic::AtomicBool::new(false),
+                repair_backoff: std::sync::Mutex::new((0, None)),
             });
         }
         Ok(Arc::new(Cluster {

@@ -44,8 +44,8 @@ pub struct Fetched {
     pub failed_shards: Vec<usize>,
     /// Some fetch ran out of time.
     pub timed_out: bool,
-    /// (shard, index generation) of every answer.
-    pub generations: Vec<(usize, u64)>,
+    /// (shard, replica, index generation) of every answer.
+    pub generations: Vec<(usize, Option<String>, u64)>,
     /// The calls made, per shard.
     pub profiles: Vec<ShardProfile>,
 }
@@ -137,11 +137,14 @@ pub async fn fetch_page(
     )
     .await;
     for outcome in outcomes {
+        let replica = outcome.profile.replica.clone();
         fetched.profiles.push(outcome.profile);
         match outcome.result {
             Ok(answer) => {
                 let (generation, docs) = answer.value;
-                fetched.generations.push((outcome.shard, generation));
+                fetched
+                    .generations
+                    .push((outcome.shard, replica, generation));
                 for doc in docs {
                     let (id, doc) = convert(doc);
                     fetched.docs.insert((outcome.shard, id), doc);

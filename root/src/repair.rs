@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use scatter_proto::v1::{BehindMark, IngestRequest, RepairRequest, RepairResponse};
 
@@ -25,6 +25,12 @@ use crate::cluster::{Cluster, Replica, ReplicaState, ShardGroup};
 
 /// Probe rounds in a row replicas' digests must differ before they are merged.
 pub const LAG_ROUNDS: u32 = 2;
+
+/// Wait after a failed repair of a shard; doubles with each failure in a row.
+pub const REPAIR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Longest wait between repair attempts.
+pub const MAX_REPAIR_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Longest a repair pass may take.
 pub const REPAIR_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -123,7 +129,13 @@ fn stale_reason(
 /// Runs `plan` in the background unless a repair of shard `k` is running.
 fn start(cluster: &Arc<Cluster>, k: usize, plan: Plan) {
     let group = &cluster.shards[k];
-    if group.repairing.swap(true, Ordering::AcqRel) {
+    let due = group
+        .repair_backoff
+        .lock()
+        .expect("repair backoff")
+        .1
+        .is_none_or(|t| t <= Instant::now());
+    if !due || group.repairing.swap(true, Ordering::AcqRel) {
         return;
     }
     let cluster = cluster.clone();
@@ -133,17 +145,24 @@ fn start(cluster: &Arc<Cluster>, k: usize, plan: Plan) {
             Plan::Copy { empty, source } => ("copy", copy(group, &empty, &source).await),
             Plan::Merge(replicas) => ("merge", merge(&replicas).await),
         };
+        let mut backoff = *group.repair_backoff.lock().expect("repair backoff");
         match done {
             Ok(()) => {
                 metrics::counter!("scatter_root_repairs_total", "kind" => kind, "outcome" => "ok")
                     .increment(1);
+                backoff = (0, None);
             }
             Err(e) => {
                 metrics::counter!("scatter_root_repairs_total", "kind" => kind, "outcome" => "error")
                     .increment(1);
-                tracing::error!(shard = k, kind, "repair failed: {e:#}");
+                let wait = REPAIR_BACKOFF
+                    .saturating_mul(1 << backoff.0.min(5))
+                    .min(MAX_REPAIR_BACKOFF);
+                tracing::error!(shard = k, kind, ?wait, "repair failed: {e:#}");
+                backoff = (backoff.0 + 1, Some(Instant::now() + wait));
             }
         }
+        *group.repair_backoff.lock().expect("repair backoff") = backoff;
         group.repairing.store(false, Ordering::Release);
     });
 }

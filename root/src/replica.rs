@@ -275,6 +275,12 @@ impl Replica {
         s.ops = ops;
     }
 
+    /// Records the generation an answer of this replica reported (a write another root made
+    /// shows here before the next probe).
+    pub fn observe_generation(&self, generation: u64) {
+        self.state.lock().expect("replica state").generation = generation;
+    }
+
     /// Its replica id, once a probe has told it.
     pub fn replica_id(&self) -> Option<String> {
         let s = self.state.lock().expect("replica state");

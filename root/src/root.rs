@@ -157,7 +157,7 @@ struct Gathered {
 impl Root {
     /// A root over `cluster`, hedging by `hedge`, with a result cache of `cache_bytes`.
     pub fn new(cluster: Arc<Cluster>, hedge: HedgeConfig, cache_bytes: usize) -> Self {
-        let stats = StatsCache::new(cluster.shards.len());
+        let stats = StatsCache::new();
         let table = StatsTable::new(
             cluster.shards.len(),
             crate::stats_table::DEFAULT_MAX_TERMS,
@@ -396,16 +396,23 @@ impl Root {
             .extend(fetched.failed_shards.iter().copied());
         gathered.failed_shards.sort_unstable();
         gathered.failed_shards.dedup();
-        for (shard, generation) in fetched.generations.drain(..) {
-            self.observe_generation(shard, generation);
+        for (shard, replica, generation) in fetched.generations.drain(..) {
+            self.observe_generation(shard, replica.as_deref(), generation);
         }
         Ok(fetched)
     }
 
-    /// Notes that a replica of `shard` answered at `generation`: statistics gathered at
-    /// another generation (cache, table) are set aside.
-    fn observe_generation(&self, shard: usize, generation: u64) {
-        self.stats.observe_generation(shard, generation);
+    /// Notes that `replica` of `shard` answered at `generation`: its state (the owner of
+    /// generations, which every cache consults) learns it, and a statistics table read at
+    /// another generation is set aside.
+    fn observe_generation(&self, shard: usize, replica: Option<&str>, generation: u64) {
+        if let Some(r) = self.cluster.shards[shard]
+            .replicas
+            .iter()
+            .find(|r| Some(r.addr.as_str()) == replica)
+        {
+            r.observe_generation(generation);
+        }
         self.table.observe(shard, generation);
     }
 
@@ -420,11 +427,13 @@ impl Root {
                 let micros = answer.value.status.took_micros;
                 outcome.profile.leaf_took_ms = Some(micros as f64 / 1000.0);
             }
+            let replica = outcome.profile.replica.clone();
             g.profiles.push(outcome.profile);
             match outcome.result {
                 Ok(answer) => {
                     let resp = answer.value;
-                    self.observe_generation(outcome.shard, resp.status.generation);
+                    let generation = resp.status.generation;
+                    self.observe_generation(outcome.shard, replica.as_deref(), generation);
                     g.total_hits += resp.status.total_hits;
                     g.total_exact &= resp.status.total_hits_exact;
                     if g.docs.len() <= outcome.shard {

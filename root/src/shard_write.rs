@@ -1,7 +1,8 @@
 //! One write to every replica of one shard, and what makes it acknowledged.
 //!
-//! - The call goes to every configured replica (stale ones too: a write they take is one
-//!   less to merge later). Each keeps, per id, the write with the highest version.
+//! - The call goes to every replica that is up (stale ones too: a write they take is one
+//!   less to merge later); one known down is not waited for and counts as failed. Each
+//!   replica keeps, per id, the write with the highest version.
 //! - A replica answering `superseded` for an operation holds a newer write of that id. The
 //!   operation is sent again above that version (at most [`MAX_BUMPS`] times), so an
 //!   acknowledged write is never silently older than one it raced with, whatever the roots'
@@ -62,11 +63,27 @@ pub async fn write_shard(
         .filter(|r| r.takes_writes())
         .cloned()
         .collect();
-    let mut failed: HashMap<usize, (String, Code)> = HashMap::new();
+    // A replica known down (unreachable, ejected) is not waited for: it misses the write
+    // at once and is recorded as behind, like one that fails it.
+    let mut failed: HashMap<usize, (String, Code)> = targets
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_up())
+        .map(|(i, r)| {
+            let why = r.state().last_error.unwrap_or_else(|| "down".to_string());
+            (
+                i,
+                (
+                    format!("not written: replica down ({why})"),
+                    Code::Unavailable,
+                ),
+            )
+        })
+        .collect();
     let mut answer = None;
     let mut round = req;
     for bump in 0..=MAX_BUMPS {
-        let results = send(&targets, &round, timeout).await;
+        let results = send(&targets, &failed, &round, timeout).await;
         let mut superseded: HashMap<u32, u64> = HashMap::new();
         for (i, result) in results.into_iter().enumerate() {
             match result {
@@ -116,13 +133,20 @@ fn bumped(cluster: &Cluster, req: &IngestRequest, superseded: &HashMap<u32, u64>
     next
 }
 
-/// Sends one round to every target at once; per target its answer or (reason, code).
+/// Sends one round to every target that has not failed yet, at once; per target its answer
+/// or (reason, code).
 async fn send(
     targets: &[Arc<Replica>],
+    failed: &HashMap<usize, (String, Code)>,
     req: &IngestRequest,
     timeout: Duration,
 ) -> Vec<Result<IngestResponse, (String, Code)>> {
-    let calls = targets.iter().map(|r| call(r, req.clone(), timeout));
+    let calls = targets.iter().enumerate().map(|(i, r)| async move {
+        match failed.get(&i) {
+            Some(e) => Err(e.clone()),
+            None => call(r, req.clone(), timeout).await,
+        }
+    });
     futures::future::join_all(calls).await
 }
 

@@ -3,8 +3,10 @@
 //! documents included, as tantivy counts them) and the per-field token totals, summed over
 //! shards. Sent with every search so each leaf scores exactly like one index would.
 //!
-//! Cached per term at the root; the cache is dropped whenever a shard reports an index
-//! generation other than the one the cached statistics were gathered at.
+//! Cached per term at the root. Every lookup consults the cluster's generations (the one
+//! owner: each replica's state, updated by probes, leaf answers and write acknowledgements,
+//! see [`Cluster::generations`]): statistics gathered at other generations are dropped, so
+//! a query right after a write is never scored with the statistics from before it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,8 +26,8 @@ pub type Terms = [(String, Vec<u8>)];
 
 #[derive(Default)]
 struct CacheState {
-    /// Per shard: the generation the cached statistics were gathered at.
-    generations: Vec<Option<u64>>,
+    /// The cluster's generations (per shard) the cached statistics were gathered at.
+    generations: Vec<u64>,
     total_num_docs: Option<u64>,
     field_tokens: HashMap<String, u64>,
     doc_freqs: HashMap<(String, Vec<u8>), u64>,
@@ -50,16 +52,19 @@ pub struct StatsCache {
 }
 
 impl StatsCache {
-    /// An empty cache for `num_shards` shards.
-    pub fn new(num_shards: usize) -> Self {
-        let cache = StatsCache::default();
-        cache.state.lock().expect("stats cache").generations = vec![None; num_shards];
-        cache
+    /// An empty cache.
+    pub fn new() -> Self {
+        StatsCache::default()
     }
 
-    /// The global statistics of `terms`, if every one of them is cached.
-    pub fn lookup(&self, terms: &Terms) -> Option<GlobalStats> {
-        let state = self.state.lock().expect("stats cache");
+    /// The global statistics of `terms`, if every one of them is cached and was gathered at
+    /// the cluster's current `generations` (a cache at others is dropped).
+    pub fn lookup(&self, terms: &Terms, generations: &[u64]) -> Option<GlobalStats> {
+        let mut state = self.state.lock().expect("stats cache");
+        if state.generations != generations && state.total_num_docs.is_some() {
+            clear(&mut state);
+            self.counters.lock().expect("stats counters").invalidations += 1;
+        }
         let found = build(&state, terms);
         drop(state);
         let result = if found.is_some() { "hit" } else { "miss" };
@@ -74,18 +79,14 @@ impl StatsCache {
         found
     }
 
-    /// Stores statistics gathered from every shard at `generations`.
+    /// Stores statistics gathered from every shard while the cluster was at `generations`
+    /// (read before gathering, so a write meanwhile makes them stale at once).
     pub fn store(&self, stats: &GlobalStats, generations: &[u64]) {
         let mut state = self.state.lock().expect("stats cache");
-        let same = state
-            .generations
-            .iter()
-            .zip(generations)
-            .all(|(have, new)| have.is_none_or(|h| h == *new));
-        if !same || state.doc_freqs.len() > MAX_CACHED_TERMS {
+        if state.generations != generations || state.doc_freqs.len() > MAX_CACHED_TERMS {
             clear(&mut state);
         }
-        state.generations = generations.iter().map(|g| Some(*g)).collect();
+        state.generations = generations.to_vec();
         state.total_num_docs = Some(stats.total_num_docs);
         for ft in &stats.field_tokens {
             state
@@ -99,19 +100,6 @@ impl StatsCache {
         }
     }
 
-    /// Notes that `shard` now serves `generation`; drops the cache if that is news.
-    pub fn observe_generation(&self, shard: usize, generation: u64) {
-        let mut state = self.state.lock().expect("stats cache");
-        let Some(slot) = state.generations.get(shard).copied() else {
-            return;
-        };
-        if slot.is_some_and(|g| g != generation) {
-            clear(&mut state);
-            drop(state);
-            self.counters.lock().expect("stats counters").invalidations += 1;
-        }
-    }
-
     /// Hit, miss and invalidation counts.
     pub fn counters(&self) -> CacheCounters {
         *self.counters.lock().expect("stats counters")
@@ -119,11 +107,7 @@ impl StatsCache {
 }
 
 fn clear(state: &mut CacheState) {
-    let n = state.generations.len();
-    *state = CacheState {
-        generations: vec![None; n],
-        ..Default::default()
-    };
+    *state = CacheState::default();
 }
 
 fn build(state: &CacheState, terms: &Terms) -> Option<GlobalStats> {
@@ -226,7 +210,8 @@ pub async fn global_stats(
     if let Some(stats) = table.lookup(cluster, terms) {
         return (Some(stats), StatsSource::Table);
     }
-    if let Some(stats) = cache.lookup(terms) {
+    let generations = cluster.generations();
+    if let Some(stats) = cache.lookup(terms, &generations) {
         return (Some(stats), StatsSource::Cache);
     }
     let all: Vec<usize> = (0..cluster.shards.len()).collect();
@@ -274,7 +259,6 @@ pub async fn global_stats(
     let parts: Vec<&GlobalStats> = answers.iter().filter_map(|a| a.stats.as_ref()).collect();
     let stats = sum(parts.iter().copied());
     if answers.len() == cluster.shards.len() {
-        let generations: Vec<u64> = answers.iter().map(|a| a.generation).collect();
         cache.store(&stats, &generations);
     }
     (Some(stats), StatsSource::Leaves)
@@ -305,16 +289,19 @@ mod tests {
         assert_eq!(total.total_num_docs, 15);
         assert_eq!(total.field_tokens[0].total_num_tokens, 140);
         assert_eq!(total.term_freqs[0].doc_freq, 4);
-        let cache = StatsCache::new(2);
+        let cache = StatsCache::new();
         let terms = [("body".to_string(), b"sweb".to_vec())];
-        assert!(cache.lookup(&terms).is_none());
+        assert!(cache.lookup(&terms, &[7, 9]).is_none());
         cache.store(&total, &[7, 9]);
-        assert_eq!(cache.lookup(&terms), Some(total));
-        cache.observe_generation(1, 9);
-        assert!(cache.lookup(&terms).is_some());
-        cache.observe_generation(1, 10);
-        assert!(cache.lookup(&terms).is_none());
+        assert_eq!(cache.lookup(&terms, &[7, 9]), Some(total));
+        assert!(cache.lookup(&terms, &[7, 9]).is_some());
+        // A write acknowledged on shard 1 changed its generation: never the old statistics.
+        assert!(cache.lookup(&terms, &[7, 10]).is_none());
+        assert!(
+            cache.lookup(&terms, &[7, 9]).is_none(),
+            "dropped, not kept aside"
+        );
         let c = cache.counters();
-        assert_eq!((c.hits, c.misses, c.invalidations), (2, 2, 1));
+        assert_eq!((c.hits, c.misses, c.invalidations), (2, 3, 1));
     }
 }

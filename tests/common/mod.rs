@@ -58,7 +58,19 @@ pub struct Proc {
 impl Proc {
     /// Starts `scatter ARGS` and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scatter"))
+        Proc::start_via(&[], args)
+    }
+
+    /// Starts `PREFIX... scatter ARGS` (e.g. `ip netns exec NS`) and waits for its
+    /// `listening on` line.
+    pub fn start_via(prefix: &[&str], args: &[&str]) -> Proc {
+        let scatter = env!("CARGO_BIN_EXE_scatter");
+        let (program, rest): (&str, Vec<&str>) = match prefix.split_first() {
+            Some((first, more)) => (first, more.iter().copied().chain([scatter]).collect()),
+            None => (scatter, Vec::new()),
+        };
+        let mut child = Command::new(program)
+            .args(rest)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
