@@ -202,6 +202,10 @@ fn finish_staging(path: &Path, staging: &Path, all: &HashSet<String>) -> anyhow:
     let mut json = serde_json::to_vec(&managed)?;
     json.push(b'\n');
     std::fs::write(staging.join(MANAGED_FILE), json)?;
+    // Everything the copy's commit depends on is durable before the swap renames it in.
+    for name in [SHARD_META_FILE, MANAGED_FILE] {
+        std::fs::File::open(staging.join(name))?.sync_all()?;
+    }
     std::fs::File::open(staging)?.sync_all()?;
     Shard::open(staging).context("opening the copied shard")
 }
