@@ -375,6 +375,20 @@ async fn the_fetch_phase_reads_the_replica_that_answered_the_search() {
     assert!(answered_by_a > 0, "P2C never chose the first replica");
 }
 
+/// `POST /documents`: (status, whether `Retry-After` came, body).
+async fn post_bulk(c: &Cluster, body: String) -> (u16, bool, Value) {
+    let resp = c
+        .http
+        .post(c.url("/documents"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let retry = resp.headers().get("retry-after").is_some();
+    let status = resp.status().as_u16();
+    (status, retry, resp.json::<Value>().await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn write_overload_is_refused_with_429_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -392,18 +406,7 @@ async fn write_overload_is_refused_with_429_and_loses_nothing() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let posts = (0..40).map(|b| {
-        let (http, url, body) = (c.http.clone(), c.url("/documents"), bulk(b));
-        async move {
-            let resp = http.post(url).body(body).send().await.unwrap();
-            let retry = resp.headers().get("retry-after").is_some();
-            (
-                resp.status().as_u16(),
-                retry,
-                resp.json::<Value>().await.unwrap(),
-            )
-        }
-    });
+    let posts = (0..40).map(|b| post_bulk(&c, bulk(b)));
     let mut acked = 0;
     let mut refused = 0;
     for (status, retry_after, body) in futures::future::join_all(posts).await {
@@ -443,18 +446,7 @@ async fn the_root_bounds_bulk_bytes_in_flight_and_refuses_oversized_documents() 
         .map(|i| doc(&format!("big-{i}"), &"x".repeat(2000)))
         .collect::<Vec<_>>()
         .join("\n");
-    let posts = (0..8).map(|_| {
-        let (http, url, body) = (c.http.clone(), c.url("/documents"), body.clone());
-        async move {
-            let resp = http.post(url).body(body).send().await.unwrap();
-            let retry = resp.headers().get("retry-after").is_some();
-            (
-                resp.status().as_u16(),
-                retry,
-                resp.json::<Value>().await.unwrap(),
-            )
-        }
-    });
+    let posts = (0..8).map(|_| post_bulk(&c, body.clone()));
     let results = futures::future::join_all(posts).await;
     let shed: Vec<_> = results.iter().filter(|(s, _, _)| *s == 429).collect();
     assert!(
