@@ -356,7 +356,7 @@ async fn the_fetch_phase_reads_the_replica_that_answered_the_search() {
     })
     .await
     .unwrap();
-    let mut answered_by_a = 0;
+    let (mut answered_by_a, mut fetched_from_a) = (0, 0);
     for _ in 0..40 {
         let (status, body) = c
             .search(&[("q", "title:quuxotic"), ("profile", "true")])
@@ -366,13 +366,25 @@ async fn the_fetch_phase_reads_the_replica_that_answered_the_search() {
             continue; // the search went to the replica without it
         };
         answered_by_a += 1;
-        assert_eq!(body["partial"], false, "{body}");
-        assert_eq!(
-            hit["fields"]["title"], "quuxotic",
-            "fetched elsewhere: {body}"
-        );
+        if hit["fields"]["title"] == "quuxotic" {
+            fetched_from_a += 1;
+            assert_eq!(body["partial"], false, "{body}");
+        } else {
+            // Only when the preferred replica was too slow and a hedge to the other one won:
+            // then the missing document is reported, never passed off as complete.
+            assert_eq!(
+                body["partial"], true,
+                "empty fields passed off as complete: {body}"
+            );
+            let failures = body["shards"]["failures"].to_string();
+            assert!(failures.contains("only-on-a"), "{body}");
+        }
     }
     assert!(answered_by_a > 0, "P2C never chose the first replica");
+    assert!(
+        fetched_from_a * 2 > answered_by_a,
+        "{fetched_from_a} of {answered_by_a} fetched from the replica that answered"
+    );
 }
 
 /// `POST /documents`: (status, whether `Retry-After` came, body).
@@ -468,4 +480,48 @@ async fn the_root_bounds_bulk_bytes_in_flight_and_refuses_oversized_documents() 
         body["items"][0]["error"]
     );
     assert_eq!(body["items"][0]["error"]["type"], "document_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_roots_with_opposite_views_keep_both_replicas_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let args = ["--probe-interval-ms", "100", "--write-timeout-ms", "3000"];
+    let mut c = Cluster::start(dir.path(), 2, &args).await;
+    // Root 1 sees B miss a write that only A holds.
+    c.kill_leaf(0, 1);
+    let (_, body) = c.post_documents(doc("via-root-1", "first")).await;
+    assert_eq!(body["items"][0]["status"], 200, "{body}");
+    // A goes away; B comes back; a root that never saw A writes through B alone.
+    c.kill_leaf(0, 0);
+    c.restart_leaf(0, 1);
+    let root2 = Proc::root(&c.leaf_addrs(), &args);
+    let url2 = format!("http://{}/documents", root2.addr);
+    let mut acked = false;
+    for _ in 0..100 {
+        let resp = c
+            .http
+            .post(&url2)
+            .body(doc("via-root-2", "second"))
+            .send()
+            .await;
+        let body: Value = resp.unwrap().json().await.unwrap();
+        if body["items"][0]["status"] == 200 {
+            acked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(acked, "root 2 never wrote through B");
+    // Both replicas up: each root repairs with its own view; both writes survive everywhere.
+    c.restart_leaf(0, 0);
+    for root in [&c.root.addr, &root2.addr] {
+        let body = wait_consistent(&c.http, root, Duration::from_secs(30)).await;
+        assert_eq!(body["consistent"], true, "{body:#}");
+    }
+    for leaf in &c.leaves[0] {
+        for id in ["via-root-1", "via-root-2"] {
+            assert!(leaf_has(&leaf.addr, id).await, "{} lost {id}", leaf.addr);
+        }
+    }
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Acknowledged documents per second of `scatter index push` into an empty cluster of
 # 4 shards x 2 replicas: two leaf nodes, each serving all four shards (created empty with
-# --create), one root. Prints the push report and the root's and leaves' CPU seconds.
+# --create), one root. Prints the push report, then 15 s of wrk posting bulks of 100 new
+# documents (an independent client, benches/scripts/wrk-bulk.lua), and the root's and the
+# leaves' CPU seconds over both.
 #
 # usage: benches/scripts/push-throughput.sh CORPUS.jsonl[.gz] [SCATTER_BIN] [PUSH ARGS...]
 #   e.g. benches/scripts/push-throughput.sh ../shared/corpora/gcide-dictionary.jsonl.gz
@@ -37,6 +39,12 @@ r = json.load(open(sys.argv[1]))
 print(f"acknowledged {r['indexed']} of {r['lines']} in {r['seconds']:.1f} s: "
       f"{r['indexed'] / r['seconds']:.0f} docs/s (retries {r['retries']}, failed {r['failed']})")
 PY
+if command -v wrk >/dev/null; then
+  # The same writes from an independent client: bulks of 100 new documents, 4 connections.
+  wrk -t1 -c4 -d15s -s "$(dirname "$0")/wrk-bulk.lua" http://127.0.0.1:8390 |
+    awk '/Requests\/sec/ {printf "wrk: %.0f bulks/s = %.0f docs/s\n", $2, $2 * 100} /Non-2xx/ {print "wrk: " $0}'
+  curl -s http://127.0.0.1:8390/metrics | grep 'scatter_root_ingest_docs_total' || true
+fi
 for pid in "${pids[@]}"; do
   awk -v pid="$pid" '{printf "pid %s cpu %.1f s\n", pid, ($14 + $15) / 100}' "/proc/$pid/stat"
 done

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use scatter_proto::v1::{SourceEntry, VersionEntry};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// File name of the version log inside a shard directory.
 pub const VERSIONS_FILE: &str = "scatter-versions.log";
@@ -79,26 +79,49 @@ pub struct Entry {
     len: u32,
 }
 
-/// One line of the log.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
+/// One line of the log, as read: a write (`id`, `v`, `t`, `d`, and the source `s` — raw JSON
+/// written by [`write_record`] without re-encoding, or a JSON string when it spans lines), a
+/// mark (`behind`) or a clear (`clear`, `upto`).
+#[derive(Deserialize)]
+struct Line {
+    id: Option<String>,
+    #[serde(default)]
+    v: u64,
+    #[serde(default)]
+    t: u64,
+    #[serde(default)]
+    d: bool,
+    s: Option<Box<serde_json::value::RawValue>>,
+    behind: Option<String>,
+    clear: Option<String>,
+    #[serde(default)]
+    upto: u64,
+}
+
+/// What a line records.
 enum Record {
-    Write {
-        id: String,
-        v: u64,
-        t: u64,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        d: bool,
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        s: String,
-    },
-    Behind {
-        behind: String,
-    },
-    Clear {
-        clear: String,
-        upto: u64,
-    },
+    Write { id: String, v: u64, t: u64, d: bool },
+    Behind { behind: String },
+    Clear { clear: String, upto: u64 },
+}
+
+impl Line {
+    fn record(self) -> Option<Record> {
+        match (self.id, self.behind, self.clear) {
+            (Some(id), _, _) => Some(Record::Write {
+                id,
+                v: self.v,
+                t: self.t,
+                d: self.d,
+            }),
+            (_, Some(behind), _) => Some(Record::Behind { behind }),
+            (_, _, Some(clear)) => Some(Record::Clear {
+                clear,
+                upto: self.upto,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The version log of one shard (see the module doc).
@@ -158,8 +181,10 @@ impl VersionLog {
             line.clear();
             let n = reader.read_until(b'\n', &mut line)?;
             anyhow::ensure!(n > 0, "{} ends early", path.display());
-            let record: Record = serde_json::from_slice(&line)
-                .with_context(|| format!("{} at byte {}", path.display(), self.len))?;
+            let record = serde_json::from_slice::<Line>(&line)
+                .ok()
+                .and_then(Line::record)
+                .with_context(|| format!("{}: bad record at byte {}", path.display(), self.len))?;
             let offset = self.len;
             self.len += n as u64;
             self.note(record, offset, n as u32);
@@ -175,17 +200,13 @@ impl VersionLog {
                     version: v,
                     tiebreak: t,
                 };
-                self.max_version = self.max_version.max(v);
                 let entry = Entry {
                     stamp,
                     deleted: d,
                     offset,
                     len,
                 };
-                self.digest ^= entry_hash(&id, &entry);
-                if let Some(old) = self.entries.insert(id.clone(), entry) {
-                    self.digest ^= entry_hash(&id, &old);
-                }
+                self.note_write(&id, entry);
             }
             Record::Behind { behind } => {
                 self.behind.insert(behind, offset + len as u64);
@@ -200,11 +221,39 @@ impl VersionLog {
 
     fn push(&mut self, record: Record) {
         let offset = self.len + self.pending.len() as u64;
-        let mut line = serde_json::to_vec(&record).expect("records serialize");
+        let mut line = match &record {
+            Record::Behind { behind } => serde_json::json!({ "behind": behind }),
+            Record::Clear { clear, upto } => serde_json::json!({ "clear": clear, "upto": upto }),
+            Record::Write { .. } => unreachable!("writes go through push_write"),
+        }
+        .to_string()
+        .into_bytes();
         line.push(b'\n');
         let len = line.len() as u32;
         self.pending.extend_from_slice(&line);
         self.note(record, offset, len);
+    }
+
+    /// Appends a write record (see [`write_record`]) and notes it.
+    fn push_write(&mut self, id: &str, stamp: Stamp, json: Option<&str>) {
+        let offset = self.len + self.pending.len() as u64;
+        write_record(&mut self.pending, id, stamp, json);
+        let len = (self.len + self.pending.len() as u64 - offset) as u32;
+        let entry = Entry {
+            stamp,
+            deleted: json.is_none(),
+            offset,
+            len,
+        };
+        self.note_write(id, entry);
+    }
+
+    fn note_write(&mut self, id: &str, entry: Entry) {
+        self.max_version = self.max_version.max(entry.stamp.version);
+        self.digest ^= entry_hash(id, &entry);
+        if let Some(old) = self.entries.insert(id.to_string(), entry) {
+            self.digest ^= entry_hash(id, &old);
+        }
     }
 
     /// The newest write of `id` held (committed or in the commit in progress).
@@ -214,13 +263,7 @@ impl VersionLog {
 
     /// Records an upsert (`json` given) or a delete (`json` None) of `id`.
     pub fn record_write(&mut self, id: &str, stamp: Stamp, json: Option<&str>) {
-        self.push(Record::Write {
-            id: id.to_string(),
-            v: stamp.version,
-            t: stamp.tiebreak,
-            d: json.is_none(),
-            s: json.unwrap_or_default().to_string(),
-        });
+        self.push_write(id, stamp, json);
     }
 
     /// Records that peer `replica_id` lacks the writes held now.
@@ -320,11 +363,33 @@ impl VersionLog {
         );
         buf.resize(e.len as usize, 0);
         self.file.read_exact_at(buf, e.offset)?;
-        match serde_json::from_slice(buf)? {
-            Record::Write { s, .. } => Ok(s),
-            _ => anyhow::bail!("version log record at {} is not a write", e.offset),
+        let line: Line = serde_json::from_slice(buf)?;
+        match line.s {
+            Some(raw) if raw.get().starts_with('"') => Ok(serde_json::from_str(raw.get())?),
+            Some(raw) => Ok(raw.get().to_string()),
+            None => anyhow::bail!("version log record at {} has no source", e.offset),
         }
     }
+}
+
+/// Appends one write record to `buf`: the source document, already validated JSON, is
+/// copied in as is (no re-encoding) unless it spans lines (then it is a JSON string).
+fn write_record(buf: &mut Vec<u8>, id: &str, stamp: Stamp, json: Option<&str>) {
+    buf.extend_from_slice(b"{\"id\":");
+    serde_json::to_writer(&mut *buf, id).expect("a string serializes");
+    write!(buf, ",\"v\":{},\"t\":{}", stamp.version, stamp.tiebreak).expect("to a Vec");
+    match json {
+        None => buf.extend_from_slice(b",\"d\":true"),
+        Some(src) => {
+            buf.extend_from_slice(b",\"s\":");
+            if src.contains(['\n', '\r']) {
+                serde_json::to_writer(&mut *buf, src).expect("a string serializes");
+            } else {
+                buf.extend_from_slice(src.as_bytes());
+            }
+        }
+    }
+    buf.extend_from_slice(b"}\n");
 }
 
 fn version_entry(id: &str, e: &Entry) -> VersionEntry {
@@ -428,6 +493,20 @@ mod tests {
         assert_eq!(l1.behind(), vec!["p".to_string()]);
         l1.clear_behind("p", l1.position());
         assert!(l1.behind().is_empty());
+    }
+
+    #[test]
+    fn sources_come_back_byte_for_byte_even_across_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = VersionLog::open(dir.path(), 0).unwrap();
+        let one = r#"{"id":"a","title":"x \"q\" é"}"#;
+        let two = "{\"id\":\"b\",\n \"title\":\"y\"}";
+        log.record_write("a", Stamp::upsert(1, one), Some(one));
+        log.record_write("b", Stamp::upsert(1, two), Some(two));
+        let len = log.flush().unwrap();
+        let log = VersionLog::open(dir.path(), len).unwrap();
+        let src = log.sources(&["a".into(), "b".into()]).unwrap();
+        assert_eq!((src[0].json.as_str(), src[1].json.as_str()), (one, two));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! - **Stale** (not searched first; writes only they commit are not acknowledged): a replica
 //!   some peer records as behind (persisted on that peer, so every root agrees), one that
 //!   missed a write of this root, or one created empty while a peer holds a bulk build.
-//! - **Diverging**: replicas whose version digests differ for [`LAG_ROUNDS`] rounds in a row
-//!   (a write reaches replicas a moment apart, so one round proves nothing).
+//! - **Diverging**: replicas whose version digests differ while no write lands on them for
+//!   [`LAG_ROUNDS`] rounds in a row (a write reaches replicas a moment apart, so a difference
+//!   under writes proves nothing), or differ for [`FORCE_ROUNDS`] rounds in a row whatever
+//!   the writes (a merge lists every versioned entry: not every round under load).
 //!
 //! Repair is a **merge** (see `scatter_leaf::merge`): a reference replica takes every newer
 //! write from each other replica, then each takes every newer write from the reference. The
@@ -23,8 +25,11 @@ use scatter_proto::v1::{BehindMark, IngestRequest, RepairRequest, RepairResponse
 
 use crate::cluster::{Cluster, Replica, ReplicaState, ShardGroup};
 
-/// Probe rounds in a row replicas' digests must differ before they are merged.
+/// Probe rounds in a row replicas' digests must differ, unchanged, before they are merged.
 pub const LAG_ROUNDS: u32 = 2;
+
+/// Probe rounds in a row after which differing digests are merged even under writes.
+pub const FORCE_ROUNDS: u32 = 20;
 
 /// Wait after a failed repair of a shard; doubles with each failure in a row.
 pub const REPAIR_BACKOFF: Duration = Duration::from_secs(1);
@@ -87,12 +92,13 @@ fn assess(group: &ShardGroup) -> Option<Plan> {
         });
     }
     let digests: HashSet<u64> = up.iter().map(|(_, s)| s.versions_digest).collect();
-    let diverged = up
+    let differing = up
         .iter()
         .map(|(r, _)| r.note_lag(digests.len() > 1))
         .max()
-        .unwrap_or(0)
-        >= LAG_ROUNDS;
+        .unwrap_or(0);
+    let quiet = up.iter().map(|(r, _)| r.quiet_rounds()).min().unwrap_or(0);
+    let diverged = (differing >= LAG_ROUNDS && quiet >= LAG_ROUNDS) || differing >= FORCE_ROUNDS;
     let any_stale = up.iter().any(|(r, _)| r.is_stale());
     (diverged || any_stale).then(|| Plan::Merge(up.iter().map(|(r, _)| (*r).clone()).collect()))
 }

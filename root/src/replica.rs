@@ -65,6 +65,8 @@ pub struct ReplicaState {
     pub num_segments: u32,
     /// Probe rounds in a row in which its version digest differed from a peer's.
     pub lag_rounds: u32,
+    /// Probe rounds in a row in which its version digest did not change (no write landed).
+    pub quiet_rounds: u32,
     /// Repairs completed.
     pub repairs: u64,
     #[serde(skip)]
@@ -294,6 +296,11 @@ impl Replica {
         s.lag_rounds
     }
 
+    /// Rounds in a row its digest stayed the same (counted by [`Replica::probe_ok`]).
+    pub fn quiet_rounds(&self) -> u32 {
+        self.state.lock().expect("replica state").quiet_rounds
+    }
+
     /// Records a successful probe: back in service once its ejection period is over.
     pub fn probe_ok(&self, info: &InfoResponse) {
         let mut s = self.state.lock().expect("replica state");
@@ -302,6 +309,11 @@ impl Replica {
         s.ops = info.ops;
         s.num_segments = info.num_segments;
         s.replica_id.clone_from(&info.replica_id);
+        s.quiet_rounds = if s.versions_digest == info.versions_digest {
+            s.quiet_rounds + 1
+        } else {
+            0
+        };
         s.versions_digest = info.versions_digest;
         s.versioned = info.versioned;
         s.behind.clone_from(&info.behind);
