@@ -43,7 +43,7 @@ if command -v wrk >/dev/null; then
   # The same writes from an independent client: bulks of 100 new documents, 4 connections.
   wrk -t1 -c4 -d15s -s "$(dirname "$0")/wrk-bulk.lua" http://127.0.0.1:8390 |
     awk '/Requests\/sec/ {printf "wrk: %.0f bulks/s = %.0f docs/s\n", $2, $2 * 100} /Non-2xx/ {print "wrk: " $0}'
-  curl -s http://127.0.0.1:8390/metrics | grep 'scatter_root_ingest_docs_total' || true
+  curl -s http://127.0.0.1:8390/metrics | grep -E '^scatter_root_(ingest_docs|repairs)_total' || true
 fi
 for pid in "${pids[@]}"; do
   awk -v pid="$pid" '{printf "pid %s cpu %.1f s\n", pid, ($14 + $15) / 100}' "/proc/$pid/stat"

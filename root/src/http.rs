@@ -118,7 +118,7 @@ async fn documents_post(
     // A body larger than the whole budget takes all of it (it runs alone).
     let budget_kb = (state.config.max_ingest_bytes >> 10).max(1);
     let kb = u32::try_from(((body.len() >> 10) + 1).min(budget_kb)).unwrap_or(u32::MAX);
-    let Ok(_permit) = state.ingest_budget.try_acquire_many(kb) else {
+    let Ok(_permit) = state.ingest_budget.clone().try_acquire_many_owned(kb) else {
         metrics::counter!("scatter_root_ingest_shed_total").increment(1);
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -131,7 +131,15 @@ async fn documents_post(
         .into_response();
     };
     let start = Instant::now();
-    let result = crate::ingest::bulk(&state.root.cluster, &body, state.config.write_timeout).await;
+    // A write is not abandoned halfway when the client goes away: it runs to its end on every
+    // replica (the answer is dropped), so a disconnect leaves no replica without it.
+    let (cluster, timeout) = (state.root.cluster.clone(), state.config.write_timeout);
+    let result = tokio::spawn(async move {
+        let _permit = _permit;
+        crate::ingest::bulk(&cluster, &body, timeout).await
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::unavailable(format!("write task failed: {e}"))));
     metrics::histogram!("scatter_root_ingest_duration_seconds")
         .record(start.elapsed().as_secs_f64());
     match result {
@@ -159,7 +167,11 @@ fn bulk_response(resp: crate::ingest::BulkResponse) -> Response {
 }
 
 async fn document_delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match crate::ingest::delete(&state.root.cluster, &id, state.config.write_timeout).await {
+    let (cluster, timeout) = (state.root.cluster.clone(), state.config.write_timeout);
+    let deleted = tokio::spawn(async move { crate::ingest::delete(&cluster, &id, timeout).await })
+        .await
+        .unwrap_or_else(|e| Err(ApiError::unavailable(format!("write task failed: {e}"))));
+    match deleted {
         Ok(resp) => Json(resp).into_response(),
         Err(e) => e.into_response(),
     }
