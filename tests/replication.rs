@@ -525,3 +525,59 @@ async fn two_roots_with_opposite_views_keep_both_replicas_writes() {
         }
     }
 }
+
+/// `scatter index check-replicas --target URL`: (exit success, stdout).
+fn check_replicas_cli(root: &str) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scatter"))
+        .args([
+            "index",
+            "check-replicas",
+            "--target",
+            &format!("http://{root}"),
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_replicas_passes_on_agreeing_replicas_and_names_a_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 2, dir.path());
+    // No repairs: the difference made below stays.
+    let c = Cluster::start(dir.path(), 2, &["--probe-interval-ms", "60000"]).await;
+    let (_, body) = c.post_documents(doc("everywhere", "x")).await;
+    assert_eq!(body["errors"], false, "{body}");
+    let (ok, out) = check_replicas_cli(&c.root.addr);
+    assert!(ok, "{out}");
+    assert!(out.contains("replicas agree"), "{out}");
+    // A write only one replica of its shard received (sent to it directly).
+    let id = "only-here";
+    let shard = c.post_documents(doc(id, "probe")).await.1["items"][0]["shard"]
+        .as_u64()
+        .unwrap() as usize;
+    let mut leaf =
+        scatter_proto::LeafClient::connect(format!("http://{}", c.leaves[shard][1].addr))
+            .await
+            .unwrap();
+    leaf.ingest(scatter_proto::v1::IngestRequest {
+        upserts: vec![scatter_proto::v1::IngestDoc {
+            id: id.into(),
+            json: doc(id, "changed on one replica"),
+            version: u64::MAX / 2,
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (ok, out) = check_replicas_cli(&c.root.addr);
+    assert!(!ok, "a difference must fail the check: {out}");
+    assert!(
+        out.contains(&format!("shard {shard}: 1 ids differ")),
+        "{out}"
+    );
+    assert!(out.contains(id), "{out}");
+}

@@ -5,6 +5,7 @@
 //! - [`ids`]: external ids of documents, resolved in O(1) from per-segment tables;
 //! - [`ties`]: exact tie-breaking by id at the top-k cut;
 //! - [`faults`]: fault injection (delays, errors), a testing aid;
+//! - [`commit`]: what a commit records in its payload (operations, version log length);
 //! - [`versions`]: the version log: per id the newest write, so replicas converge;
 //! - [`writer`]: live ingest, group commit, durable before acknowledged;
 //! - [`live`]: the shard served now, its writer, and swapping in a repaired copy;
@@ -14,6 +15,7 @@
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a node's shards;
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
+pub mod commit;
 pub mod dictionary;
 pub mod faults;
 pub mod ids;

@@ -23,6 +23,7 @@ use tantivy::{
     TERMINATED,
 };
 
+use crate::commit::CommitPayload;
 use crate::ids::IdCache;
 use crate::stats::{local_stats, GlobalStatsProvider};
 use crate::ties::TiedIds;
@@ -621,32 +622,6 @@ impl ScoringWith<'_> {
             Some(p) => searcher.search_with_statistics_provider(query, collector, p),
             None => searcher.search(query, collector),
         }
-    }
-}
-
-/// What a live commit records beside its segments (tantivy's commit payload): absent on a
-/// bulk-built index (both 0).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CommitPayload {
-    /// Write operations committed in this replica's life.
-    #[serde(rename = "scatter_ops", default)]
-    pub ops: u64,
-    /// Length of the version log this commit covers (see [`crate::versions`]).
-    #[serde(rename = "scatter_versions_len", default)]
-    pub versions_len: u64,
-}
-
-impl CommitPayload {
-    /// Reads a commit's payload (defaults when absent or unreadable).
-    pub fn parse(payload: Option<&str>) -> Self {
-        payload
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default()
-    }
-
-    /// The payload text to commit with.
-    pub fn to_json(self) -> String {
-        serde_json::to_string(&self).expect("payload serializes")
     }
 }
 

@@ -10,7 +10,8 @@ use scatter_proto::v1::{FileHave, SnapshotChunk};
 use tantivy::directory::{Directory, FileSlice, MmapDirectory};
 use tokio::sync::mpsc;
 
-use crate::shard::{CommitPayload, Shard};
+use crate::commit::CommitPayload;
+use crate::shard::Shard;
 use crate::versions::VERSIONS_FILE;
 
 /// Bytes per streamed chunk.

@@ -15,7 +15,8 @@ use scatter_proto::v1::{IngestError, IngestRequest, IngestResponse, Superseded};
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use tokio::sync::oneshot;
 
-use crate::shard::{generation, CommitPayload, Shard};
+use crate::commit::CommitPayload;
+use crate::shard::{generation, Shard};
 use crate::versions::{Stamp, VersionLog};
 
 /// Indexing memory of the live writer (one indexing thread).
