@@ -328,7 +328,11 @@ async fn a_stale_replica_alone_acknowledges_nothing_and_loses_nothing() {
     // Current again once the peer's record of it is cleared (seen at the next probe).
     let start = Instant::now();
     while c.replica_state(0, 1).await["stale"] != false {
-        assert!(start.elapsed() < Duration::from_secs(10), "{}", c.state().await);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            c.state().await
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,7 +1,7 @@
 //! Query parsing shared by root (validation, term statistics) and leaf (search): both build
 //! the parser from the same [`ScatterSchema`], so they read every query the same way.
 
-use tantivy::query::{Query, QueryParser};
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser};
 use tantivy::schema::{Field, Schema};
 use tantivy::tokenizer::TokenizerManager;
 use tantivy::Term;
@@ -24,6 +24,20 @@ pub enum QueryError {
     #[error("{0}")]
     Syntax(String),
 }
+
+/// How the user's query text is read (`query_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum QueryMode {
+    /// The query language; a syntax error is the caller's error (the default).
+    #[default]
+    Strict,
+    /// Never fails to parse: what the language cannot read is taken as text (tantivy's
+    /// `parse_query_lenient`). For search boxes.
+    Lenient,
+}
+
+/// Most filter clauses one search may carry.
+pub const MAX_FILTERS: usize = 32;
 
 /// Parses query texts for one schema (tantivy's query language: terms, `AND`/`OR`, `+`/`-`,
 /// `"phrases"`, `field:term`, ranges, `*`). Terms without a field search the schema's default
@@ -51,15 +65,56 @@ impl ScatterQueryParser {
 
     /// Parses `text`, or says why it cannot.
     pub fn parse(&self, text: &str) -> Result<Box<dyn Query>, QueryError> {
+        self.parse_in(text, QueryMode::Strict)
+    }
+
+    /// Parses `text` in `mode` (lenient: never a syntax error; still refused when empty or
+    /// too long).
+    pub fn parse_in(&self, text: &str, mode: QueryMode) -> Result<Box<dyn Query>, QueryError> {
         if text.len() > MAX_QUERY_BYTES {
             return Err(QueryError::TooLong(text.len()));
         }
         if text.trim().is_empty() {
             return Err(QueryError::Empty);
         }
-        self.parser
-            .parse_query(text)
-            .map_err(|e| QueryError::Syntax(e.to_string()))
+        match mode {
+            QueryMode::Strict => self
+                .parser
+                .parse_query(text)
+                .map_err(|e| QueryError::Syntax(e.to_string())),
+            QueryMode::Lenient => Ok(self.parser.parse_query_lenient(text).0),
+        }
+    }
+
+    /// The query of a search: `text` in `mode`, restricted by every filter clause (each in
+    /// the query language, parsed strictly). Filters only restrict: each is a required
+    /// clause scoring 0, so every document that passes keeps the score the query alone
+    /// gives it.
+    pub fn parse_search(
+        &self,
+        text: &str,
+        mode: QueryMode,
+        filters: &[String],
+    ) -> Result<Box<dyn Query>, QueryError> {
+        let query = self.parse_in(text, mode)?;
+        if filters.is_empty() {
+            return Ok(query);
+        }
+        if filters.len() > MAX_FILTERS {
+            return Err(QueryError::Syntax(format!(
+                "{} filters; at most {MAX_FILTERS}",
+                filters.len()
+            )));
+        }
+        let mut clauses = vec![(Occur::Must, query)];
+        for filter in filters {
+            let clause = self
+                .parse(filter)
+                .map_err(|e| QueryError::Syntax(format!("filter {filter:?}: {e}")))?;
+            let zero: Box<dyn Query> = Box::new(ConstScoreQuery::new(clause, 0.0));
+            clauses.push((Occur::Must, zero));
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
     }
 }
 
@@ -122,5 +177,11 @@ mod tests {
             p.parse(&"a ".repeat(5000)),
             Err(QueryError::TooLong(_))
         ));
+        for text in ["title:(foo", "\"don't panic", "a AND", "nosuchfield:x ]["] {
+            assert!(p.parse_in(text, QueryMode::Lenient).is_ok(), "{text}");
+        }
+        assert!(p
+            .parse_search("web", QueryMode::Strict, &["title:(".into()])
+            .is_err());
     }
 }

@@ -300,7 +300,7 @@ impl Leaf for LeafService {
             let window = req.k as usize + req.offset as usize;
             // Parsed once for every shard (they share the schema), on this thread.
             let query: Arc<dyn tantivy::query::Query> =
-                Arc::from(self.node.any().parse(&req.query).map_err(status_of)?);
+                Arc::from(self.node.any().parse_search(&req).map_err(status_of)?);
             let asked = req.clone();
             let parts = self
                 .shards_call(deadline, targets.clone(), move |shard| {
@@ -401,7 +401,11 @@ impl Leaf for LeafService {
             // Term statistics are dictionary lookups, cheaper than a hop to the blocking pool:
             // answered on the async thread (after any injected fault), the query parsed once.
             self.fault().await?;
-            let query = self.node.any().parse(&req.query).map_err(status_of)?;
+            let query = self
+                .node
+                .any()
+                .parse_in(&req.query, req.lenient)
+                .map_err(status_of)?;
             let mut out = TermStatsResponse::default();
             for (id, shard) in targets {
                 let r = shard.ok_or(ShardError::NotServed(id));

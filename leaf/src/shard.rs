@@ -216,10 +216,29 @@ impl Shard {
         Ok(self.parser.parse(text)?)
     }
 
+    /// Parses `text` (leniently if asked) as the root does.
+    pub fn parse_in(
+        &self,
+        text: &str,
+        lenient: bool,
+    ) -> Result<Box<dyn tantivy::query::Query>, ShardError> {
+        Ok(self.parser.parse_in(text, mode(lenient))?)
+    }
+
+    /// The query of a search request: its text (leniently if asked) and its filters.
+    pub fn parse_search(
+        &self,
+        req: &SearchRequest,
+    ) -> Result<Box<dyn tantivy::query::Query>, ShardError> {
+        Ok(self
+            .parser
+            .parse_search(&req.query, mode(req.lenient), &req.filters)?)
+    }
+
     /// Ranked search: hits sorted by score descending, ties by external id ascending.
     /// Scores with the request's global statistics when given, else with local ones.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse, ShardError> {
-        let query = self.parse(&req.query)?;
+        let query = self.parse_search(req)?;
         let (mut resp, located) = self.search_located(req, &*query)?;
         if req.fetch {
             let ids = resp.hits.iter().map(|h| h.id.clone()).collect();
@@ -286,6 +305,7 @@ impl Shard {
             query: req.query.clone(),
             stats: req.stats.clone(),
             snippet_max_chars: req.snippet_max_chars,
+            lenient: req.lenient,
             ..Default::default()
         };
         Ok(self
@@ -429,7 +449,7 @@ impl Shard {
         if req.snippet_fields.is_empty() {
             return Ok(Vec::new());
         }
-        let query = self.parser.parse(&req.query)?;
+        let query = self.parser.parse_in(&req.query, mode(req.lenient))?;
         let global = req
             .stats
             .as_ref()
@@ -622,6 +642,15 @@ impl ScoringWith<'_> {
             Some(p) => searcher.search_with_statistics_provider(query, collector, p),
             None => searcher.search(query, collector),
         }
+    }
+}
+
+/// The query mode a request's `lenient` flag asks for.
+fn mode(lenient: bool) -> scatter_core::query::QueryMode {
+    if lenient {
+        scatter_core::query::QueryMode::Lenient
+    } else {
+        scatter_core::query::QueryMode::Strict
     }
 }
 

@@ -33,6 +33,34 @@ pub struct SearchParams {
     /// N with `total_hits_relation: "gte"` (leaves skip non-competitive documents past N);
     /// `false`: do not count (`total_hits` is a lower bound, `gte`).
     pub track_total_hits: Option<TrackTotalHitsParam>,
+    /// `strict` (default: the query language; a syntax error is a 400) or `lenient` (the
+    /// text never fails to parse: what the language cannot read is taken as text).
+    pub query_mode: Option<String>,
+    /// Filter clauses in the query language (GET: repeat `filter`; POST: a string or an
+    /// array), all required, none scoring: they restrict matches without changing scores.
+    pub filter: Option<Filters>,
+}
+
+/// `filter` as given: one clause or several.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Filters {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        match OneOrMany::deserialize(d) {
+            Ok(OneOrMany::One(s)) => Ok(Filters(vec![s])),
+            Ok(OneOrMany::Many(v)) => Ok(Filters(v)),
+            Err(_) => Err(serde::de::Error::custom(
+                "filter must be a string or an array of strings",
+            )),
+        }
+    }
 }
 
 /// `track_total_hits` as given: a boolean or a count, in JSON or in a query string.

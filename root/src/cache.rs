@@ -14,6 +14,10 @@ use crate::api::SearchResponse;
 pub struct CacheKey {
     /// Query text.
     pub query: String,
+    /// Read leniently.
+    pub lenient: bool,
+    /// Filter clauses.
+    pub filters: Vec<String>,
     /// Page size.
     pub size: usize,
     /// Page offset.
@@ -173,6 +177,8 @@ mod tests {
     fn key(q: &str) -> CacheKey {
         CacheKey {
             query: q.into(),
+            lenient: false,
+            filters: vec![],
             size: 10,
             from: 0,
             scoring: "global",

@@ -34,7 +34,7 @@ fn cluster(shards: usize, nodes: &[&str]) -> Arc<Cluster> {
     let cluster = Cluster::new(&config).unwrap();
     for g in &cluster.shards {
         for r in &g.replicas {
-            r.probe_ok(&Default::default());
+            r.probe_ok(&Default::default(), std::time::Instant::now());
         }
     }
     cluster

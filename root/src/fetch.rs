@@ -27,6 +27,8 @@ pub fn no_fields() -> Box<RawValue> {
 pub struct FetchOptions<'a> {
     /// The query (its terms are highlighted).
     pub query: &'a str,
+    /// Read it leniently.
+    pub lenient: bool,
     /// Statistics to weigh snippet terms with.
     pub stats: Option<GlobalStats>,
     /// Fields to make snippets of.
@@ -130,6 +132,7 @@ pub async fn fetch_page(
                 query: options.query.to_string(),
                 stats: options.stats.clone(),
                 snippet_max_chars: 0,
+                lenient: options.lenient,
             });
             req.set_timeout(budget);
             async move { Ok(split_fetch(client.fetch(req).await?.into_inner())) }

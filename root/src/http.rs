@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::api::{SearchParams, TrackTotalHitsParam};
+use crate::api::{Filters, SearchParams, TrackTotalHitsParam};
 use crate::cluster::Cluster;
 use crate::config::RootConfig;
 use crate::error::ApiError;
@@ -64,12 +64,27 @@ pub fn router(state: AppState) -> Router {
 
 async fn search_get(
     State(state): State<AppState>,
-    params: Result<Query<SearchParams>, QueryRejection>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
-    match params {
-        Ok(Query(p)) => run_search(&state, p).await,
-        Err(e) => ApiError::bad_param(e.body_text()).into_response(),
+    match get_params(raw.as_deref().unwrap_or("")) {
+        Ok(p) => run_search(&state, p).await,
+        Err(e) => e.into_response(),
     }
+}
+
+/// The parameters of `GET /search`: `filter` may repeat; every other parameter once.
+pub fn get_params(raw: &str) -> Result<SearchParams, ApiError> {
+    let bad = |e: serde_urlencoded::de::Error| {
+        ApiError::bad_param(format!("Failed to deserialize query string: {e}"))
+    };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(bad)?;
+    let (filters, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, _)| k == "filter");
+    let rest = serde_urlencoded::to_string(&rest).expect("pairs encode");
+    let mut params: SearchParams = serde_urlencoded::from_str(&rest).map_err(bad)?;
+    if !filters.is_empty() {
+        params.filter = Some(Filters(filters.into_iter().map(|(_, v)| v).collect()));
+    }
+    Ok(params)
 }
 
 async fn search_post(
@@ -254,6 +269,23 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             )))
         }
     };
+    let lenient = match p.query_mode.as_deref() {
+        None | Some("strict") => false,
+        Some("lenient") => true,
+        Some(other) => {
+            return Err(ApiError::bad_param(format!(
+                "query_mode must be `strict` or `lenient`, got {other:?}"
+            )))
+        }
+    };
+    let filters = p.filter.map(|f| f.0).unwrap_or_default();
+    if filters.len() > scatter_core::query::MAX_FILTERS {
+        return Err(ApiError::bad_param(format!(
+            "{} filters; at most {}",
+            filters.len(),
+            scatter_core::query::MAX_FILTERS
+        )));
+    }
     let snippet_fields = p
         .snippet
         .as_deref()
@@ -265,6 +297,8 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         .collect();
     Ok(Search {
         query,
+        lenient,
+        filters,
         size: size as usize,
         from: from as usize,
         deadline: Instant::now() + timeout,

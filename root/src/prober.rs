@@ -26,6 +26,7 @@ impl Cluster {
         });
         req.set_timeout(Duration::from_secs(1));
         let mut client = replica.client();
+        let sent = std::time::Instant::now();
         let call = client.info(req);
         let info = match tokio::time::timeout(Duration::from_secs(1), call).await {
             Ok(Ok(resp)) => resp.into_inner(),
@@ -37,7 +38,7 @@ impl Cluster {
         match self.check_info(shard, &info) {
             Ok(()) => {
                 self.clock.observe(info.max_version);
-                replica.probe_ok(&info)
+                replica.probe_ok(&info, sent)
             }
             Err(reason) => {
                 tracing::error!(replica = %replica.addr, shard, "{reason}");

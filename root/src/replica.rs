@@ -71,6 +71,12 @@ pub struct ReplicaState {
     pub repairs: u64,
     #[serde(skip)]
     ejected_until: Option<Instant>,
+    /// When what `generation` reports was true: a write's acknowledgement, or the start of
+    /// the call (probe, search, fetch) that reported it. An answer from a call started
+    /// earlier never overwrites it (a probe in flight across a write would bring the old
+    /// generation back, and with it statistics from before the write).
+    #[serde(skip)]
+    generation_as_of: Option<Instant>,
 }
 
 /// Metric handles of one replica, registered once so that a call records without building
@@ -273,14 +279,21 @@ impl Replica {
     /// the change at once) and operation count.
     pub fn note_write(&self, generation: u64, ops: u64) {
         let mut s = self.state.lock().expect("replica state");
-        s.generation = generation;
-        s.ops = ops;
+        // Acknowledgements of concurrent writes can arrive out of commit order; the
+        // operation count orders them.
+        if ops >= s.ops && set_generation(&mut s, generation, Instant::now()) {
+            s.ops = ops;
+        }
     }
 
-    /// Records the generation an answer of this replica reported (a write another root made
-    /// shows here before the next probe).
-    pub fn observe_generation(&self, generation: u64) {
-        self.state.lock().expect("replica state").generation = generation;
+    /// Records the generation an answer of this replica reported, for a call started at
+    /// `as_of` (a write another root made shows here before the next probe).
+    pub fn observe_generation(&self, generation: u64, as_of: Instant) {
+        set_generation(
+            &mut self.state.lock().expect("replica state"),
+            generation,
+            as_of,
+        );
     }
 
     /// Its replica id, once a probe has told it.
@@ -301,12 +314,14 @@ impl Replica {
         self.state.lock().expect("replica state").quiet_rounds
     }
 
-    /// Records a successful probe: back in service once its ejection period is over.
-    pub fn probe_ok(&self, info: &InfoResponse) {
+    /// Records a successful probe sent at `sent`: back in service once its ejection period
+    /// is over.
+    pub fn probe_ok(&self, info: &InfoResponse, sent: Instant) {
         let mut s = self.state.lock().expect("replica state");
-        s.generation = info.generation;
+        if set_generation(&mut s, info.generation, sent) {
+            s.ops = info.ops;
+        }
         s.num_docs = info.num_docs;
-        s.ops = info.ops;
         s.num_segments = info.num_segments;
         s.replica_id.clone_from(&info.replica_id);
         s.quiet_rounds = if s.versions_digest == info.versions_digest {
@@ -331,6 +346,16 @@ impl Replica {
         s.misconfigured = true;
         s.last_error = Some(reason);
     }
+}
+
+/// Sets the generation unless what is recorded is newer than `as_of`; whether it did.
+fn set_generation(s: &mut ReplicaState, generation: u64, as_of: Instant) -> bool {
+    if s.generation_as_of.is_some_and(|t| t > as_of) {
+        return false;
+    }
+    s.generation = generation;
+    s.generation_as_of = Some(as_of);
+    true
 }
 
 fn set_stale(addr: &str, s: &mut ReplicaState, reason: Option<String>) {

@@ -17,6 +17,8 @@ use crate::cache::{CacheKey, ResultCache};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardParts, ShardProfile};
+use scatter_core::query::QueryMode;
+
 use crate::fetch::{fetch_page, FetchOptions, Fetched};
 use crate::hedge::HedgeConfig;
 use crate::merge::{merge_top, ShardHit};
@@ -37,6 +39,10 @@ pub enum Scoring {
 pub struct Search {
     /// Query text.
     pub query: String,
+    /// Read the text leniently (`query_mode=lenient`).
+    pub lenient: bool,
+    /// Filter clauses (restrict matches, never change scores).
+    pub filters: Vec<String>,
     /// Page size.
     pub size: usize,
     /// Page offset.
@@ -181,6 +187,8 @@ impl Root {
         }
         let key = CacheKey {
             query: search.query.clone(),
+            lenient: search.lenient,
+            filters: search.filters.clone(),
             size: search.size,
             from: search.from,
             scoring: match search.scoring {
@@ -207,10 +215,22 @@ impl Root {
         let schema = self.cluster.schema(search.deadline).await.ok_or_else(|| {
             ApiError::unavailable("no replica has answered yet, so the cluster schema is unknown")
         })?;
+        let mode = if search.lenient {
+            QueryMode::Lenient
+        } else {
+            QueryMode::Strict
+        };
         let query = schema
             .parser
-            .parse(&search.query)
+            .parse_in(&search.query, mode)
             .map_err(|e| ApiError::query_parse(e.to_string()))?;
+        if !search.filters.is_empty() {
+            // Refused here, before any fan-out, as the leaves would refuse them.
+            schema
+                .parser
+                .parse_search(&search.query, mode, &search.filters)
+                .map_err(|e| ApiError::query_parse(e.to_string()))?;
+        }
         check_snippet_fields(&schema.schema, &search.snippet_fields)?;
         let mut phases = Phases {
             parse_ms: ms(start),
@@ -282,7 +302,10 @@ impl Root {
             &self.hedging,
             &self.stats,
             &self.table,
-            &search.query,
+            crate::stats::QueryText {
+                text: &search.query,
+                lenient: search.lenient,
+            },
             terms,
             stats_deadline,
         )
@@ -304,6 +327,8 @@ impl Root {
             search.size > 0 && window * self.cluster.shards.len() <= self.fuse_fetch_max_docs;
         let request = SearchRequest {
             query: search.query.clone(),
+            lenient: search.lenient,
+            filters: search.filters.clone(),
             k: window as u32,
             offset: 0,
             stats: stats.clone(),
@@ -322,6 +347,7 @@ impl Root {
             shards: Vec::new(),
         };
         let all: Vec<usize> = (0..self.cluster.shards.len()).collect();
+        let sent = Instant::now();
         let outcomes = scatter(
             &self.cluster,
             &all,
@@ -338,7 +364,7 @@ impl Root {
             },
         )
         .await;
-        Ok((self.gather(outcomes)?, fuse))
+        Ok((self.gather(outcomes, sent)?, fuse))
     }
 
     /// Fetches the page's documents that query-and-fetch did not bring (normally none when
@@ -352,6 +378,7 @@ impl Root {
     ) -> Result<Fetched, ApiError> {
         let options = FetchOptions {
             query: &search.query,
+            lenient: search.lenient,
             stats,
             snippet_fields: &search.snippet_fields,
         };
@@ -372,6 +399,7 @@ impl Root {
             .iter()
             .filter_map(|p| Some((p.shard, p.replica.clone()?)))
             .collect();
+        let fetch_sent = Instant::now();
         let mut fetched = fetch_page(
             &self.cluster,
             &self.hedging,
@@ -397,7 +425,7 @@ impl Root {
         gathered.failed_shards.sort_unstable();
         gathered.failed_shards.dedup();
         for (shard, replica, generation) in fetched.generations.drain(..) {
-            self.observe_generation(shard, replica.as_deref(), generation);
+            self.observe_generation(shard, replica.as_deref(), generation, fetch_sent);
         }
         Ok(fetched)
     }
@@ -405,19 +433,29 @@ impl Root {
     /// Notes that `replica` of `shard` answered at `generation`: its state (the owner of
     /// generations, which every cache consults) learns it, and a statistics table read at
     /// another generation is set aside.
-    fn observe_generation(&self, shard: usize, replica: Option<&str>, generation: u64) {
+    fn observe_generation(
+        &self,
+        shard: usize,
+        replica: Option<&str>,
+        generation: u64,
+        as_of: Instant,
+    ) {
         if let Some(r) = self.cluster.shards[shard]
             .replicas
             .iter()
             .find(|r| Some(r.addr.as_str()) == replica)
         {
-            r.observe_generation(generation);
+            r.observe_generation(generation, as_of);
         }
         self.table.observe(shard, generation);
     }
 
     /// Collects the shards' ranked lists and failures; a rejected query fails the request.
-    fn gather(&self, outcomes: Vec<ShardOutcome<ShardSearch>>) -> Result<Gathered, ApiError> {
+    fn gather(
+        &self,
+        outcomes: Vec<ShardOutcome<ShardSearch>>,
+        sent: Instant,
+    ) -> Result<Gathered, ApiError> {
         let mut g = Gathered {
             total_exact: true,
             ..Default::default()
@@ -433,7 +471,7 @@ impl Root {
                 Ok(answer) => {
                     let resp = answer.value;
                     let generation = resp.status.generation;
-                    self.observe_generation(outcome.shard, replica.as_deref(), generation);
+                    self.observe_generation(outcome.shard, replica.as_deref(), generation, sent);
                     g.total_hits += resp.status.total_hits;
                     g.total_exact &= resp.status.total_hits_exact;
                     if g.docs.len() <= outcome.shard {

@@ -172,6 +172,15 @@ pub fn sum<'a>(parts: impl IntoIterator<Item = &'a GlobalStats>) -> GlobalStats 
     stats
 }
 
+/// A query's text as the leaves must read it.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryText<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// Read leniently.
+    pub lenient: bool,
+}
+
 /// Where global statistics came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatsSource {
@@ -203,7 +212,7 @@ pub async fn global_stats(
     hedging: &Hedging,
     cache: &StatsCache,
     table: &StatsTable,
-    query: &str,
+    query: QueryText<'_>,
     terms: &Terms,
     deadline: Instant,
 ) -> (Option<GlobalStats>, StatsSource) {
@@ -223,7 +232,8 @@ pub async fn global_stats(
         |node, shards, budget: Duration| {
             let mut client = node.client();
             let mut req = crate::request_id::request(TermStatsRequest {
-                query: query.to_string(),
+                query: query.text.to_string(),
+                lenient: query.lenient,
                 shards: shards.iter().map(|&s| s as u32).collect(),
             });
             req.set_timeout(budget);

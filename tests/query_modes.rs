@@ -1,0 +1,149 @@
+//! `query_mode=lenient` and `filter`, through a 4-shard cluster of real processes: lenient
+//! text never fails to parse; filters restrict matches without changing any score; bad
+//! filters and modes are 400s.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{build, sample_corpus, Cluster};
+use serde_json::{json, Value};
+
+/// Hits of an answer as id → score.
+fn scores(body: &Value) -> HashMap<String, f64> {
+    body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap().to_string(),
+                h["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn post(c: &Cluster, body: Value) -> (u16, Value) {
+    let resp = c
+        .http
+        .post(c.url("/search"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lenient_text_never_fails_and_strict_stays_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, dir.path());
+    let c = Cluster::start(dir.path(), 1, &[]).await;
+    for text in [
+        "\"don't panic",
+        "title:(editor",
+        "editor AND",
+        "web ] server [",
+    ] {
+        let (status, body) = c.search(&[("q", text)]).await;
+        assert_eq!(status, 400, "{text:?} strict: {body}");
+        assert_eq!(body["error"]["type"], "query_parse_error");
+        let (status, body) = c.search(&[("q", text), ("query_mode", "lenient")]).await;
+        assert_eq!(status, 200, "{text:?} lenient: {body}");
+    }
+    // Lenient reads valid text as the strict parser does: the same hits in the same order
+    // (its query tree may add scores in another order: equal to the last float bit or so).
+    let (_, strict) = c.search(&[("q", "text editor")]).await;
+    let (_, lenient) = c
+        .search(&[("q", "text editor"), ("query_mode", "lenient")])
+        .await;
+    assert_eq!(common::hit_ids(&strict), common::hit_ids(&lenient));
+    let (a, b) = (scores(&strict), scores(&lenient));
+    for (id, score) in &a {
+        assert!(
+            (score - b[id]).abs() <= 1e-5 * score,
+            "{id}: {score} vs {}",
+            b[id]
+        );
+    }
+    let (status, body) = c.search(&[("q", "x"), ("query_mode", "fuzzy")]).await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (400, Some("illegal_argument"))
+    );
+    let (status, _) = post(&c, json!({"q": "\"don't panic", "query_mode": "lenient"})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_restrict_matches_and_keep_every_score() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, dir.path());
+    let c = Cluster::start(dir.path(), 1, &["--result-cache-mb", "0"]).await;
+    let (_, all) = c.search(&[("q", "editor"), ("size", "1000")]).await;
+    let (status, editors) = c
+        .search(&[
+            ("q", "editor"),
+            ("size", "1000"),
+            ("filter", "section:editors"),
+        ])
+        .await;
+    assert_eq!(status, 200, "{editors}");
+    let (all_scores, kept) = (scores(&all), scores(&editors));
+    assert!(
+        !kept.is_empty() && kept.len() < all_scores.len(),
+        "{editors}"
+    );
+    assert_eq!(editors["total_hits"].as_u64().unwrap() as usize, kept.len());
+    for hit in editors["hits"].as_array().unwrap() {
+        assert_eq!(hit["fields"]["section"], "editors", "{hit}");
+        let id = hit["id"].as_str().unwrap();
+        assert_eq!(
+            hit["score"].as_f64(),
+            all_scores.get(id).copied(),
+            "{id}: score changed"
+        );
+    }
+    // Every match of the query in that section is kept.
+    let in_section = all["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["fields"]["section"] == "editors")
+        .count();
+    assert_eq!(in_section, kept.len());
+
+    // Several filters are AND-ed: GET repeats `filter`, POST takes an array.
+    let params = [
+        ("q", "editor"),
+        ("size", "1000"),
+        ("filter", "section:editors"),
+        ("filter", "tags:x11"),
+    ];
+    let (_, both) = c.search(&params).await;
+    let (_, posted) = post(
+        &c,
+        json!({"q": "editor", "size": 1000, "filter": ["section:editors", "tags:x11"]}),
+    )
+    .await;
+    assert_eq!(both["hits"], posted["hits"]);
+    let both = scores(&both);
+    assert!(!both.is_empty() && both.len() < kept.len());
+    for (id, score) in &both {
+        assert_eq!(kept.get(id), Some(score), "{id}");
+    }
+    // A filter matching nothing leaves nothing; a malformed one is the caller's error.
+    let (_, none) = c
+        .search(&[("q", "editor"), ("filter", "section:nosuchsection")])
+        .await;
+    assert_eq!(none["total_hits"], 0);
+    let (status, body) = c.search(&[("q", "editor"), ("filter", "section:(")]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["reason"].as_str().unwrap().contains("filter"),
+        "{body}"
+    );
+    let (status, body) = post(&c, json!({"q": "editor", "filter": 3})).await;
+    assert_eq!(status, 400, "{body}");
+}
