@@ -291,6 +291,8 @@ async fn a_stale_replica_alone_acknowledges_nothing_and_loses_nothing() {
     build(&sample_corpus(), 1, dir.path());
     let args = ["--probe-interval-ms", "100", "--write-timeout-ms", "3000"];
     let mut c = Cluster::start(dir.path(), 2, &args).await;
+    // Probed once (its replica id known: peers can record it as behind).
+    wait_up(&c, 0, 1).await;
     c.kill_leaf(0, 1);
     let (status, body) = c.post_documents(doc("kept-1", "acknowledged")).await;
     assert_eq!(
