@@ -147,3 +147,56 @@ async fn filters_restrict_matches_and_keep_every_score() {
     let (status, body) = post(&c, json!({"q": "editor", "filter": 3})).await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snippet_size_and_tags_apply_in_both_fetch_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, dir.path());
+    let c = Cluster::start(dir.path(), 1, &["--result-cache-mb", "0"]).await;
+    // size 5 × 4 shards: query-and-fetch; size 40: a fetch phase of its own.
+    for size in ["5", "40"] {
+        let base = [("q", "editor"), ("snippet", "body"), ("size", size)];
+        let (_, plain) = c.search(&base).await;
+        let tagged = [
+            base.as_slice(),
+            &[
+                ("snippet_pre_tag", "<em>"),
+                ("snippet_post_tag", "</em>"),
+                ("snippet_size", "40"),
+            ],
+        ]
+        .concat();
+        let (status, body) = c.search(&tagged).await;
+        assert_eq!(status, 200, "{body}");
+        let (plain_hits, hits) = (
+            plain["hits"].as_array().unwrap(),
+            body["hits"].as_array().unwrap(),
+        );
+        assert_eq!(plain_hits.len(), hits.len());
+        let mut shorter = 0;
+        for (p, h) in plain_hits.iter().zip(hits) {
+            let (p, h) = (
+                p["snippets"]["body"].as_str().unwrap_or(""),
+                h["snippets"]["body"].as_str().unwrap_or(""),
+            );
+            assert!(
+                !h.contains("<b>") && (h.is_empty() || h.contains("<em>")),
+                "{h}"
+            );
+            let text = h.replace("<em>", "").replace("</em>", "");
+            assert!(text.chars().count() <= 60, "snippet_size 40: {text:?}");
+            shorter += usize::from(text.len() < p.replace("<b>", "").replace("</b>", "").len());
+        }
+        assert!(shorter > 0, "size {size}: no snippet got shorter");
+    }
+    for (name, value) in [
+        ("snippet_size", "0"),
+        ("snippet_size", "20000"),
+        ("snippet_pre_tag", &"x".repeat(65)),
+    ] {
+        let (status, body) = c
+            .search(&[("q", "editor"), ("snippet", "body"), (name, value)])
+            .await;
+        assert_eq!(status, 400, "{name}={value}: {body}");
+    }
+}

@@ -306,6 +306,8 @@ impl Shard {
             stats: req.stats.clone(),
             snippet_max_chars: req.snippet_max_chars,
             lenient: req.lenient,
+            snippet_pre_tag: req.snippet_pre_tag.clone(),
+            snippet_post_tag: req.snippet_post_tag.clone(),
             ..Default::default()
         };
         Ok(self
@@ -416,9 +418,17 @@ impl Shard {
                 continue;
             };
             let doc: TantivyDocument = searcher.doc(addr)?;
+            let tags = (!req.snippet_pre_tag.is_empty() || !req.snippet_post_tag.is_empty())
+                .then_some((req.snippet_pre_tag.as_str(), req.snippet_post_tag.as_str()));
             let snippets = generators
                 .iter()
-                .map(|(name, generator)| (name.clone(), generator.snippet_from_doc(&doc).to_html()))
+                .map(|(name, generator)| {
+                    let mut snippet = generator.snippet_from_doc(&doc);
+                    if let Some((pre, post)) = tags {
+                        snippet.set_snippet_prefix_postfix(pre, post);
+                    }
+                    (name.clone(), snippet.to_html())
+                })
                 .filter(|(_, html)| !html.is_empty())
                 .collect();
             let mut fields = stored_fields_json(&doc, &self.schema);

@@ -39,6 +39,13 @@ pub struct SearchParams {
     /// Filter clauses in the query language (GET: repeat `filter`; POST: a string or an
     /// array), all required, none scoring: they restrict matches without changing scores.
     pub filter: Option<Filters>,
+    /// Longest snippet in characters (default 150, at most 10,000).
+    pub snippet_size: Option<i64>,
+    /// Text put before each highlighted match (default `<b>`); inserted as is, the
+    /// document's text around it is HTML-escaped.
+    pub snippet_pre_tag: Option<String>,
+    /// Text put after each highlighted match (default `</b>`).
+    pub snippet_post_tag: Option<String>,
 }
 
 /// `filter` as given: one clause or several.

@@ -18,6 +18,8 @@ pub struct CacheKey {
     pub lenient: bool,
     /// Filter clauses.
     pub filters: Vec<String>,
+    /// Snippet length and tags.
+    pub snippet: crate::root::SnippetOptions,
     /// Page size.
     pub size: usize,
     /// Page offset.
@@ -179,6 +181,7 @@ mod tests {
             query: q.into(),
             lenient: false,
             filters: vec![],
+            snippet: Default::default(),
             size: 10,
             from: 0,
             scoring: "global",

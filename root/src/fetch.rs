@@ -29,6 +29,8 @@ pub struct FetchOptions<'a> {
     pub query: &'a str,
     /// Read it leniently.
     pub lenient: bool,
+    /// Snippet length and tags.
+    pub snippet: &'a crate::root::SnippetOptions,
     /// Statistics to weigh snippet terms with.
     pub stats: Option<GlobalStats>,
     /// Fields to make snippets of.
@@ -131,8 +133,10 @@ pub async fn fetch_page(
                 snippet_fields: options.snippet_fields.to_vec(),
                 query: options.query.to_string(),
                 stats: options.stats.clone(),
-                snippet_max_chars: 0,
+                snippet_max_chars: options.snippet.max_chars,
                 lenient: options.lenient,
+                snippet_pre_tag: options.snippet.tags.clone().unwrap_or_default().0,
+                snippet_post_tag: options.snippet.tags.clone().unwrap_or_default().1,
             });
             req.set_timeout(budget);
             async move { Ok(split_fetch(client.fetch(req).await?.into_inner())) }

@@ -23,7 +23,7 @@ use crate::api::{Filters, SearchParams, TrackTotalHitsParam};
 use crate::cluster::Cluster;
 use crate::config::RootConfig;
 use crate::error::ApiError;
-use crate::root::{Root, Scoring, Search, TrackTotalHits};
+use crate::root::{Root, Scoring, Search, SnippetOptions, TrackTotalHits};
 use crate::stats_table::{spawn_refresher, StatsTable};
 
 /// Largest `from + size`.
@@ -278,6 +278,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             )))
         }
     };
+    let snippet = snippet_options(p.snippet_size, &p.snippet_pre_tag, &p.snippet_post_tag)?;
     let filters = p.filter.map(|f| f.0).unwrap_or_default();
     if filters.len() > scatter_core::query::MAX_FILTERS {
         return Err(ApiError::bad_param(format!(
@@ -299,6 +300,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         query,
         lenient,
         filters,
+        snippet,
         size: size as usize,
         from: from as usize,
         deadline: Instant::now() + timeout,
@@ -317,6 +319,42 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             Some(TrackTotalHitsParam::Number(n)) => TrackTotalHits::UpTo(n as u64),
         },
     })
+}
+
+/// Longest `snippet_pre_tag` / `snippet_post_tag`.
+pub const MAX_SNIPPET_TAG: usize = 64;
+
+/// Longest `snippet_size`.
+pub const MAX_SNIPPET_SIZE: i64 = 10_000;
+
+fn snippet_options(
+    size: Option<i64>,
+    pre: &Option<String>,
+    post: &Option<String>,
+) -> Result<SnippetOptions, ApiError> {
+    let max_chars = match size {
+        None => 0,
+        Some(n) if (1..=MAX_SNIPPET_SIZE).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(ApiError::bad_param(format!(
+                "snippet_size must be between 1 and {MAX_SNIPPET_SIZE}, got {n}"
+            )))
+        }
+    };
+    for (name, tag) in [("snippet_pre_tag", pre), ("snippet_post_tag", post)] {
+        if tag.as_ref().is_some_and(|t| t.len() > MAX_SNIPPET_TAG) {
+            return Err(ApiError::bad_param(format!(
+                "{name} is longer than {MAX_SNIPPET_TAG} bytes"
+            )));
+        }
+    }
+    let tags = (pre.is_some() || post.is_some()).then(|| {
+        (
+            pre.clone().unwrap_or_else(|| "<b>".into()),
+            post.clone().unwrap_or_else(|| "</b>".into()),
+        )
+    });
+    Ok(SnippetOptions { max_chars, tags })
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

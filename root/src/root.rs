@@ -55,10 +55,21 @@ pub struct Search {
     pub scoring: Scoring,
     /// Fields to return highlighted snippets of.
     pub snippet_fields: Vec<String>,
+    /// Snippet length and highlight tags.
+    pub snippet: SnippetOptions,
     /// Report what happened at each shard.
     pub profile: bool,
     /// How matches are counted.
     pub track_total_hits: TrackTotalHits,
+}
+
+/// How snippets are made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SnippetOptions {
+    /// Longest snippet in characters (0: the leaves' default, 150).
+    pub max_chars: u32,
+    /// Text before and after each match (None: `<b>`, `</b>`).
+    pub tags: Option<(String, String)>,
 }
 
 /// How a search counts its matches (`track_total_hits`).
@@ -189,6 +200,7 @@ impl Root {
             query: search.query.clone(),
             lenient: search.lenient,
             filters: search.filters.clone(),
+            snippet: search.snippet.clone(),
             size: search.size,
             from: search.from,
             scoring: match search.scoring {
@@ -343,7 +355,9 @@ impl Root {
             } else {
                 Vec::new()
             },
-            snippet_max_chars: 0,
+            snippet_max_chars: search.snippet.max_chars,
+            snippet_pre_tag: search.snippet.tags.clone().unwrap_or_default().0,
+            snippet_post_tag: search.snippet.tags.clone().unwrap_or_default().1,
             shards: Vec::new(),
         };
         let all: Vec<usize> = (0..self.cluster.shards.len()).collect();
@@ -379,6 +393,7 @@ impl Root {
         let options = FetchOptions {
             query: &search.query,
             lenient: search.lenient,
+            snippet: &search.snippet,
             stats,
             snippet_fields: &search.snippet_fields,
         };
