@@ -200,3 +200,45 @@ async fn snippet_size_and_tags_apply_in_both_fetch_paths() {
         assert_eq!(status, 400, "{name}={value}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explanations_carry_the_global_scores_one_index_would_print() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, &dir.path().join("four"));
+    build(&sample_corpus(), 1, &dir.path().join("one"));
+    let four = Cluster::start(&dir.path().join("four"), 1, &[]).await;
+    let one = Cluster::start(&dir.path().join("one"), 1, &[]).await;
+    // size 5: query-and-fetch on 4 shards; size 40: a fetch phase of its own.
+    for (q, size) in [
+        ("text editor", "5"),
+        ("web server", "40"),
+        ("+python -doc", "5"),
+    ] {
+        let params = [("q", q), ("size", size), ("explain", "true")];
+        let (status, a) = four.search(&params).await;
+        assert_eq!(status, 200, "{a}");
+        let (_, b) = one.search(&params).await;
+        assert_eq!(common::hit_ids(&a), common::hit_ids(&b), "{q}");
+        for (ha, hb) in a["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(b["hits"].as_array().unwrap())
+        {
+            let e = &ha["explanation"];
+            let value = e["value"].as_f64().unwrap();
+            let score = ha["score"].as_f64().unwrap();
+            assert!(
+                (value - score).abs() <= 1e-5 * score,
+                "{q}: {value} vs {score}"
+            );
+            assert!(e["details"].is_array(), "{e}");
+            assert_eq!(
+                e, &hb["explanation"],
+                "{q}: 4 shards explain like one index"
+            );
+        }
+    }
+    let (_, plain) = four.search(&[("q", "web")]).await;
+    assert!(plain["hits"][0].get("explanation").is_none());
+}

@@ -308,6 +308,7 @@ impl Shard {
             lenient: req.lenient,
             snippet_pre_tag: req.snippet_pre_tag.clone(),
             snippet_post_tag: req.snippet_post_tag.clone(),
+            explain: req.explain,
             ..Default::default()
         };
         Ok(self
@@ -411,6 +412,7 @@ impl Shard {
         addrs: &[Option<DocAddress>],
     ) -> Result<FetchResponse, ShardError> {
         let generators = self.snippet_generators(searcher, req)?;
+        let explainer = self.explainer(searcher, req)?;
         let mut docs = Vec::with_capacity(req.ids.len());
         for (i, id) in req.ids.iter().enumerate() {
             let known = addrs.get(i).copied().flatten();
@@ -433,12 +435,21 @@ impl Shard {
                 .collect();
             let mut fields = stored_fields_json(&doc, &self.schema);
             fields.remove(&self.meta.schema.id_field);
+            let explanation_json = match &explainer {
+                Some(weight) => {
+                    let segment = searcher.segment_reader(addr.segment_ord);
+                    serde_json::to_string(&weight.explain(segment, addr.doc_id)?)
+                        .unwrap_or_default()
+                }
+                None => String::new(),
+            };
             docs.push(FetchedDoc {
                 id: id.clone(),
                 // Straight into a byte buffer (`Value`'s `Display` goes through a formatter).
                 fields_json: serde_json::to_string(&fields).unwrap_or_default(),
                 snippets,
                 shard: self.meta.shard,
+                explanation_json,
             });
         }
         Ok(FetchResponse {
@@ -446,6 +457,30 @@ impl Shard {
             generation: generation(searcher),
             shards: Vec::new(),
         })
+    }
+
+    /// With `explain`: the query's weight scored with the request's (global) statistics,
+    /// whose `explain` gives the BM25 breakdown one index would give.
+    fn explainer(
+        &self,
+        searcher: &Searcher,
+        req: &FetchRequest,
+    ) -> Result<Option<Box<dyn tantivy::query::Weight>>, ShardError> {
+        if !req.explain {
+            return Ok(None);
+        }
+        let query = self.parser.parse_in(&req.query, mode(req.lenient))?;
+        let global = req
+            .stats
+            .as_ref()
+            .map(|s| GlobalStatsProvider::new(s, &self.schema));
+        let provider: &dyn Bm25StatisticsProvider = match &global {
+            Some(g) => g,
+            None => searcher,
+        };
+        let scoring =
+            tantivy::query::EnableScoring::enabled_from_statistics_provider(provider, searcher);
+        Ok(Some(query.weight(scoring)?))
     }
 
     /// One snippet generator per asked field. Terms are weighted like tantivy's own

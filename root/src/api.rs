@@ -46,6 +46,9 @@ pub struct SearchParams {
     pub snippet_pre_tag: Option<String>,
     /// Text put after each highlighted match (default `</b>`).
     pub snippet_post_tag: Option<String>,
+    /// Each hit carries `explanation`: its BM25 score broken down, computed with the
+    /// cluster-wide statistics (the numbers one index would print).
+    pub explain: Option<bool>,
 }
 
 /// `filter` as given: one clause or several.
@@ -215,4 +218,8 @@ pub struct Hit {
     /// Highlighted snippets (matched terms in `<b>…</b>`), when asked with `snippet=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snippets: Option<Map<String, Value>>,
+    /// The score broken down (tantivy's explanation: `value`, `description`, `details`),
+    /// with `explain=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Box<RawValue>>,
 }

@@ -20,6 +20,8 @@ pub struct CacheKey {
     pub filters: Vec<String>,
     /// Snippet length and tags.
     pub snippet: crate::root::SnippetOptions,
+    /// Score explanations asked.
+    pub explain: bool,
     /// Page size.
     pub size: usize,
     /// Page offset.
@@ -182,6 +184,7 @@ mod tests {
             lenient: false,
             filters: vec![],
             snippet: Default::default(),
+            explain: false,
             size: 10,
             from: 0,
             scoring: "global",

@@ -15,8 +15,8 @@ use crate::error::ApiError;
 use crate::fanout::{scatter_preferring, Hedging, ShardError, ShardParts, ShardProfile};
 use crate::merge::ShardHit;
 
-/// Stored fields (raw JSON object) and snippets of one document.
-pub type FetchedDoc = (Box<RawValue>, Map<String, Value>);
+/// Stored fields (raw JSON object), snippets and score explanation of one document.
+pub type FetchedDoc = (Box<RawValue>, Map<String, Value>, Option<Box<RawValue>>);
 
 /// The fields of a hit whose document could not be fetched: `{}`.
 pub fn no_fields() -> Box<RawValue> {
@@ -31,6 +31,8 @@ pub struct FetchOptions<'a> {
     pub lenient: bool,
     /// Snippet length and tags.
     pub snippet: &'a crate::root::SnippetOptions,
+    /// Explain each document's score.
+    pub explain: bool,
     /// Statistics to weigh snippet terms with.
     pub stats: Option<GlobalStats>,
     /// Fields to make snippets of.
@@ -66,7 +68,10 @@ pub fn convert(doc: scatter_proto::v1::FetchedDoc) -> (String, FetchedDoc) {
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    (doc.id, (fields, snippets))
+    let explanation = (!doc.explanation_json.is_empty())
+        .then(|| RawValue::from_string(doc.explanation_json).ok())
+        .flatten();
+    (doc.id, (fields, snippets, explanation))
 }
 
 /// Splits a node's fetch answer by shard: each shard's generation and documents.
@@ -137,6 +142,7 @@ pub async fn fetch_page(
                 lenient: options.lenient,
                 snippet_pre_tag: options.snippet.tags.clone().unwrap_or_default().0,
                 snippet_post_tag: options.snippet.tags.clone().unwrap_or_default().1,
+                explain: options.explain,
             });
             req.set_timeout(budget);
             async move { Ok(split_fetch(client.fetch(req).await?.into_inner())) }
@@ -207,7 +213,7 @@ mod tests {
         let mut fetched = Fetched::default();
         fetched
             .docs
-            .insert((0, "a".to_string()), (no_fields(), Map::new()));
+            .insert((0, "a".to_string()), (no_fields(), Map::new(), None));
         fetched.failed_shards.push(1);
         let missing = unfetched(&page, &fetched);
         assert_eq!(missing.len(), 1);

@@ -301,6 +301,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         lenient,
         filters,
         snippet,
+        explain: p.explain.unwrap_or(false),
         size: size as usize,
         from: from as usize,
         deadline: Instant::now() + timeout,

@@ -57,6 +57,8 @@ pub struct Search {
     pub snippet_fields: Vec<String>,
     /// Snippet length and highlight tags.
     pub snippet: SnippetOptions,
+    /// Explain each hit's score.
+    pub explain: bool,
     /// Report what happened at each shard.
     pub profile: bool,
     /// How matches are counted.
@@ -201,6 +203,7 @@ impl Root {
             lenient: search.lenient,
             filters: search.filters.clone(),
             snippet: search.snippet.clone(),
+            explain: search.explain,
             size: search.size,
             from: search.from,
             scoring: match search.scoring {
@@ -277,11 +280,12 @@ impl Root {
             .into_iter()
             .map(|h| {
                 let doc = fetched.docs.remove(&(h.shard, h.id.clone()));
-                let (fields, snippets) =
-                    doc.unwrap_or_else(|| (crate::fetch::no_fields(), Default::default()));
+                let (fields, snippets, explanation) =
+                    doc.unwrap_or_else(|| (crate::fetch::no_fields(), Default::default(), None));
                 Hit {
                     fields,
                     snippets: (!search.snippet_fields.is_empty()).then_some(snippets),
+                    explanation,
                     id: h.id,
                     score: h.score,
                     shard: h.shard,
@@ -358,6 +362,7 @@ impl Root {
             snippet_max_chars: search.snippet.max_chars,
             snippet_pre_tag: search.snippet.tags.clone().unwrap_or_default().0,
             snippet_post_tag: search.snippet.tags.clone().unwrap_or_default().1,
+            explain: search.explain,
             shards: Vec::new(),
         };
         let all: Vec<usize> = (0..self.cluster.shards.len()).collect();
@@ -394,6 +399,7 @@ impl Root {
             query: &search.query,
             lenient: search.lenient,
             snippet: &search.snippet,
+            explain: search.explain,
             stats,
             snippet_fields: &search.snippet_fields,
         };
