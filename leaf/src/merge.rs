@@ -45,16 +45,20 @@ pub async fn merge(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Repa
             .collect()
     };
     let mut merged = 0;
-    for ids in want.chunks(SOURCES_BATCH) {
-        let entries = client
+    let mut rest: &[String] = &want;
+    while !rest.is_empty() {
+        let ids = &rest[..rest.len().min(SOURCES_BATCH)];
+        let answer = client
             .sources(SourcesRequest {
                 shard: req.shard,
                 ids: ids.to_vec(),
             })
             .await
             .context("sources")?
-            .into_inner()
-            .entries;
+            .into_inner();
+        anyhow::ensure!(answer.consumed > 0, "{} sent no sources", req.source);
+        rest = &rest[(answer.consumed as usize).min(rest.len())..];
+        let entries = answer.entries;
         let mut write = IngestRequest::default();
         for source in entries {
             let Some(e) = source.entry else { continue };

@@ -537,9 +537,13 @@ impl Leaf for LeafService {
     ) -> Result<Response<SourcesResponse>, Status> {
         let req = request.into_inner();
         let shard = self.node.get(req.shard)?.shard();
-        let read = tokio::task::spawn_blocking(move || shard.versions().sources(&req.ids));
+        let limit = scatter_core::limits::MAX_MESSAGE_BYTES / 2;
+        let read = tokio::task::spawn_blocking(move || shard.versions().sources(&req.ids, limit));
         match read.await {
-            Ok(Ok(entries)) => Ok(Response::new(SourcesResponse { entries })),
+            Ok(Ok((entries, consumed))) => Ok(Response::new(SourcesResponse {
+                entries,
+                consumed: consumed as u32,
+            })),
             Ok(Err(e)) => Err(Status::internal(format!("reading sources: {e:#}"))),
             Err(e) => Err(Status::internal(format!("leaf task failed: {e}"))),
         }

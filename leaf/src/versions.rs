@@ -335,14 +335,25 @@ impl VersionLog {
             .collect()
     }
 
-    /// The entries of `ids` with their source documents (ids without an entry are left out).
-    pub fn sources(&self, ids: &[String]) -> anyhow::Result<Vec<SourceEntry>> {
+    /// The entries of the first ids of `ids` with their source documents (ids without an
+    /// entry are left out), stopping before the documents outgrow `max_bytes` (at least one
+    /// id is always covered); returns them and how many ids they cover.
+    pub fn sources(
+        &self,
+        ids: &[String],
+        max_bytes: usize,
+    ) -> anyhow::Result<(Vec<SourceEntry>, usize)> {
         let mut out = Vec::with_capacity(ids.len());
         let mut buf = Vec::new();
-        for id in ids {
+        let mut bytes = 0;
+        for (n, id) in ids.iter().enumerate() {
             let Some(e) = self.entries.get(id) else {
                 continue;
             };
+            bytes += e.len as usize;
+            if n > 0 && bytes > max_bytes {
+                return Ok((out, n));
+            }
             let json = if e.deleted {
                 String::new()
             } else {
@@ -353,7 +364,7 @@ impl VersionLog {
                 json,
             });
         }
-        Ok(out)
+        Ok((out, ids.len()))
     }
 
     fn read_source(&self, e: &Entry, buf: &mut Vec<u8>) -> anyhow::Result<String> {
@@ -470,8 +481,16 @@ mod tests {
         assert!(log.get("b").unwrap().deleted);
         assert_eq!(log.digest(), digest);
         assert_eq!(log.behind(), vec!["peer".to_string()]);
-        let src = log.sources(&["a".into(), "b".into(), "c".into()]).unwrap();
-        assert_eq!(src.len(), 2);
+        let (src, consumed) = log
+            .sources(&["a".into(), "b".into(), "c".into()], usize::MAX)
+            .unwrap();
+        assert_eq!((src.len(), consumed), (2, 3));
+        let (src, consumed) = log.sources(&["a".into(), "b".into()], 1).unwrap();
+        assert_eq!(
+            (src.len(), consumed),
+            (1, 1),
+            "stops at the byte limit, one at least"
+        );
         assert_eq!(src[0].json, "{\"id\":\"a\"}");
     }
 
@@ -505,7 +524,7 @@ mod tests {
         log.record_write("b", Stamp::upsert(1, two), Some(two));
         let len = log.flush().unwrap();
         let log = VersionLog::open(dir.path(), len).unwrap();
-        let src = log.sources(&["a".into(), "b".into()]).unwrap();
+        let (src, _) = log.sources(&["a".into(), "b".into()], usize::MAX).unwrap();
         assert_eq!((src[0].json.as_str(), src[1].json.as_str()), (one, two));
     }
 
