@@ -23,7 +23,7 @@ impl VersionClock {
             .map_or(0, |d| d.as_micros() as u64);
         let mut last = self.last.load(Ordering::Acquire);
         loop {
-            let next = now.max(last + 1);
+            let next = now.max(last.saturating_add(1));
             match self
                 .last
                 .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Acquire)
