@@ -242,3 +242,106 @@ async fn explanations_carry_the_global_scores_one_index_would_print() {
     let (_, plain) = four.search(&[("q", "web")]).await;
     assert!(plain["hits"][0].get("explanation").is_none());
 }
+
+/// The bundled sample with two derived fields, `words` (u64: words in the body) and
+/// `released` (date: a deterministic day in 2000–2023 drawn from the id), and a schema that
+/// indexes them as fast fields; built into `shards` shards under `out`.
+fn build_with_numbers(dir: &std::path::Path, shards: u32, out: &std::path::Path) {
+    use std::io::{BufRead, Write};
+    let corpus = dir.join("numbers.jsonl");
+    if !corpus.exists() {
+        let input = flate2::read::GzDecoder::new(std::fs::File::open(sample_corpus()).unwrap());
+        let mut w = std::fs::File::create(&corpus).unwrap();
+        for line in std::io::BufReader::new(input).lines() {
+            let mut doc: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let words = doc["body"]
+                .as_str()
+                .unwrap_or("")
+                .split_whitespace()
+                .count();
+            let id = doc["id"].as_str().unwrap().to_string();
+            let day = xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % (24 * 365);
+            doc["words"] = json!(words);
+            doc["released"] = json!(946_684_800 + day * 86_400); // from 2000-01-01
+            writeln!(w, "{doc}").unwrap();
+        }
+    }
+    let mut schema = common::sample_schema();
+    let extra: scatter_core::ScatterSchema = toml::from_str(
+        r#"
+        default_fields = ["title"]
+        [[fields]]
+        name = "words"
+        type = "u64"
+        fast = true
+        [[fields]]
+        name = "released"
+        type = "date"
+        fast = true
+        "#,
+    )
+    .unwrap();
+    schema.fields.extend(extra.fields);
+    scatter_index_tools::build(&scatter_index_tools::BuildOptions {
+        input: corpus,
+        shards,
+        out: out.to_path_buf(),
+        schema,
+        memory_mb: 64,
+        strict: false,
+        force: false,
+        progress: false,
+    })
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_filters_on_numbers_and_dates_are_exact_at_any_shard_count() {
+    let dir = tempfile::tempdir().unwrap();
+    build_with_numbers(dir.path(), 4, &dir.path().join("four"));
+    build_with_numbers(dir.path(), 1, &dir.path().join("one"));
+    let args = ["--result-cache-mb", "0"];
+    let four = Cluster::start(&dir.path().join("four"), 1, &args).await;
+    let one = Cluster::start(&dir.path().join("one"), 1, &args).await;
+    let (_, all) = four.search(&[("q", "library"), ("size", "10000")]).await;
+    let all = scores(&all);
+    for filter in [
+        "words:[20 TO 60]",
+        "words:{100 TO *]",
+        "released:[2020-01-01T00:00:00Z TO *]",
+        "released:[2005-03-01T00:00:00Z TO 2009-12-31T00:00:00Z}",
+    ] {
+        let params = [("q", "library"), ("size", "10000"), ("filter", filter)];
+        let (status, a) = four.search(&params).await;
+        assert_eq!(status, 200, "{filter}: {a}");
+        let (_, b) = one.search(&params).await;
+        assert_eq!(
+            common::hit_ids(&a),
+            common::hit_ids(&b),
+            "{filter}: like one index"
+        );
+        assert_eq!(
+            scores(&a),
+            scores(&b),
+            "{filter}: the same scores as one index"
+        );
+        assert_eq!(a["total_hits"], b["total_hits"]);
+        let kept = scores(&a);
+        assert!(
+            !kept.is_empty() && kept.len() < all.len(),
+            "{filter}: {}",
+            kept.len()
+        );
+        for (id, score) in &kept {
+            assert_eq!(all.get(id), Some(score), "{filter}: {id} score changed");
+        }
+        for hit in a["hits"].as_array().unwrap() {
+            let words = hit["fields"]["words"].as_u64().unwrap();
+            match filter {
+                "words:[20 TO 60]" => assert!((20..=60).contains(&words), "{hit}"),
+                "words:{100 TO *]" => assert!(words > 100, "{hit}"),
+                _ => {}
+            }
+        }
+    }
+}
