@@ -263,6 +263,8 @@ fn build_with_numbers(dir: &std::path::Path, shards: u32, out: &std::path::Path)
             let day = xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % (24 * 365);
             doc["words"] = json!(words);
             doc["released"] = json!(946_684_800 + day * 86_400); // from 2000-01-01
+            doc["rating"] = json!((day % 1000) as f64 / 100.0);
+            doc["offset"] = json!(words as i64 - 50);
             writeln!(w, "{doc}").unwrap();
         }
     }
@@ -277,6 +279,14 @@ fn build_with_numbers(dir: &std::path::Path, shards: u32, out: &std::path::Path)
         [[fields]]
         name = "released"
         type = "date"
+        fast = true
+        [[fields]]
+        name = "rating"
+        type = "f64"
+        fast = true
+        [[fields]]
+        name = "offset"
+        type = "i64"
         fast = true
         "#,
     )
@@ -343,5 +353,78 @@ async fn range_filters_on_numbers_and_dates_are_exact_at_any_shard_count() {
                 _ => {}
             }
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorting_by_every_fast_type_merges_like_one_index() {
+    let dir = tempfile::tempdir().unwrap();
+    build_with_numbers(dir.path(), 4, &dir.path().join("four"));
+    build_with_numbers(dir.path(), 1, &dir.path().join("one"));
+    let args = ["--result-cache-mb", "0"];
+    let four = Cluster::start(&dir.path().join("four"), 1, &args).await;
+    let one = Cluster::start(&dir.path().join("one"), 1, &args).await;
+    for sort in [
+        "words:desc",
+        "words:asc",
+        "offset:asc",
+        "rating:desc",
+        "released:asc",
+        "section:asc,words:desc",
+        "section:desc,_score",
+        "_score:asc",
+        "words:asc,rating:asc,released:desc",
+    ] {
+        for (from, size) in [("0", "50"), ("30", "40")] {
+            let params = [
+                ("q", "library OR game"),
+                ("sort", sort),
+                ("from", from),
+                ("size", size),
+            ];
+            let (status, a) = four.search(&params).await;
+            assert_eq!(status, 200, "{sort}: {a}");
+            let (_, b) = one.search(&params).await;
+            assert_eq!(
+                common::hit_ids(&a),
+                common::hit_ids(&b),
+                "{sort} from {from}"
+            );
+            let values = |body: &Value| -> Vec<Value> {
+                body["hits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h["sort"].clone())
+                    .collect()
+            };
+            assert_eq!(values(&a), values(&b), "{sort}: the same sort values");
+            assert_eq!(a["total_hits"], b["total_hits"]);
+        }
+        // The order holds on the first key.
+        let (_, a) = four
+            .search(&[("q", "library OR game"), ("sort", sort), ("size", "200")])
+            .await;
+        let firsts: Vec<Value> = a["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["sort"][0].clone())
+            .collect();
+        let desc = sort.split(',').next().unwrap().ends_with(":desc")
+            || sort.starts_with("_score,")
+            || sort == "section:desc,_score";
+        for pair in firsts.windows(2) {
+            let ord = match (&pair[0], &pair[1]) {
+                (Value::String(x), Value::String(y)) => x.cmp(y),
+                (x, y) => x.as_f64().unwrap().total_cmp(&y.as_f64().unwrap()),
+            };
+            let ok = if desc { ord.is_ge() } else { ord.is_le() };
+            assert!(ok, "{sort}: {:?} then {:?}", pair[0], pair[1]);
+        }
+    }
+    for bad in ["title:asc", "version:asc", "words:up", "nosuch:asc", ":asc"] {
+        let (status, body) = four.search(&[("q", "library"), ("sort", bad)]).await;
+        assert_eq!(status, 400, "{bad}: {body}");
     }
 }

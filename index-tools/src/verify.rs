@@ -74,6 +74,7 @@ impl LocalCluster {
                         id: h.id,
                         score: h.score,
                         shard: i,
+                        ..Default::default()
                     })
                     .collect(),
             );

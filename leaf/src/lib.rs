@@ -12,6 +12,7 @@
 //! - [`node`]: the shards one node serves, and node-level answers merged from theirs;
 //! - [`snapshot`] / [`repair`]: streaming a commit's files to a new, empty replica;
 //! - [`merge`]: repair by merge — taking a peer's newer writes — and the version listings;
+//! - [`sort`]: sorting by fast fields, with order-preserving keys;
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a node's shards;
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
@@ -27,6 +28,7 @@ pub mod server;
 pub mod service;
 pub mod shard;
 pub mod snapshot;
+pub mod sort;
 pub mod stats;
 pub mod ties;
 pub mod versions;

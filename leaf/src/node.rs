@@ -184,7 +184,10 @@ pub fn merge_search(
         }
     }
     out.hits.sort_by(|a, b| {
-        (b.score.total_cmp(&a.score))
+        // Sorted searches carry keys (values, then id); ranked ones compare score, then id.
+        a.sort_key
+            .cmp(&b.sort_key)
+            .then_with(|| b.score.total_cmp(&a.score))
             .then_with(|| a.id.cmp(&b.id))
             .then_with(|| a.shard.cmp(&b.shard))
     });

@@ -264,7 +264,11 @@ impl Shard {
             .map(|s| GlobalStatsProvider::new(s, &self.schema));
         let scoring = ScoringWith(provider.as_ref());
         let counting = Counting::of(req);
-        let (total_hits, exact, hits) = if window == 0 {
+        let (total_hits, exact, hits) = if !req.sort.is_empty() {
+            let (total, mut hits) = self.top_by_sort(&searcher, query, req, window, scoring)?;
+            hits.drain(..(req.offset as usize).min(hits.len()));
+            (total, true, hits)
+        } else if window == 0 {
             let (total, exact) = counting.count(&searcher, query, 0)?;
             (total, exact, Vec::new())
         } else {
@@ -322,6 +326,39 @@ impl Shard {
     /// ([`TiedIds`]) finds the smallest ids among all documents with that score. Each hit
     /// comes with its address when known (not for hits found by the tie pass). Returns the
     /// match count as [`Counting`] asks, and whether it is exact.
+    /// The first `window` matches in the request's sort order (see [`crate::sort`]), and
+    /// the count of every match.
+    fn top_by_sort(
+        &self,
+        searcher: &Searcher,
+        query: &dyn tantivy::query::Query,
+        req: &SearchRequest,
+        window: usize,
+        scoring: ScoringWith<'_>,
+    ) -> Result<(u64, Vec<LocatedHit>), ShardError> {
+        let collector = crate::sort::SortCollector {
+            keys: crate::sort::resolve(&self.meta.schema, &req.sort)?,
+            window,
+            ids: self.ids.get(searcher)?,
+        };
+        let (count, sorted) = scoring.search(searcher, query, &collector)?;
+        let ids = self.ids.get(searcher)?;
+        let hits = sorted
+            .into_iter()
+            .map(|s| {
+                let hit = ScoredHit {
+                    id: ids.id(s.addr).unwrap_or_default().to_string(),
+                    score: s.score,
+                    shard: self.meta.shard,
+                    sort_key: s.key,
+                    sort_values_json: serde_json::Value::from(s.values).to_string(),
+                };
+                (hit, Some(s.addr))
+            })
+            .collect();
+        Ok((count, hits))
+    }
+
     fn top_by_score(
         &self,
         searcher: &Searcher,
@@ -373,6 +410,7 @@ impl Shard {
                 id,
                 score: tied_score,
                 shard: self.meta.shard,
+                ..Default::default()
             };
             (hit, None)
         }));
@@ -391,7 +429,13 @@ impl Shard {
             .iter()
             .map(|&(score, addr)| {
                 let id = ids.id(addr).unwrap_or_default().to_string();
-                (ScoredHit { id, score, shard }, Some(addr))
+                let hit = ScoredHit {
+                    id,
+                    score,
+                    shard,
+                    ..Default::default()
+                };
+                (hit, Some(addr))
             })
             .collect())
     }

@@ -49,6 +49,9 @@ pub struct SearchParams {
     /// Each hit carries `explanation`: its BM25 score broken down, computed with the
     /// cluster-wide statistics (the numbers one index would print).
     pub explain: Option<bool>,
+    /// `FIELD:asc|desc[,FIELD:asc|desc...]` over fast fields (u64, i64, f64, date,
+    /// keyword) and `_score`; ties by id; hits carry their `sort` values.
+    pub sort: Option<String>,
 }
 
 /// `filter` as given: one clause or several.
@@ -222,4 +225,7 @@ pub struct Hit {
     /// with `explain=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Box<RawValue>>,
+    /// A sorted search's values for this hit, in the order of the sort keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<Box<RawValue>>,
 }

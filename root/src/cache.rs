@@ -22,6 +22,8 @@ pub struct CacheKey {
     pub snippet: crate::root::SnippetOptions,
     /// Score explanations asked.
     pub explain: bool,
+    /// Sort keys (field, descending).
+    pub sort: Vec<(String, bool)>,
     /// Page size.
     pub size: usize,
     /// Page offset.
@@ -185,6 +187,7 @@ mod tests {
             filters: vec![],
             snippet: Default::default(),
             explain: false,
+            sort: vec![],
             size: 10,
             from: 0,
             scoring: "global",

@@ -208,6 +208,7 @@ mod tests {
             shard,
             id: id.to_string(),
             score: 1.0,
+            ..Default::default()
         };
         let page = vec![hit(0, "a"), hit(0, "gone"), hit(1, "b")];
         let mut fetched = Fetched::default();

@@ -302,6 +302,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         filters,
         snippet,
         explain: p.explain.unwrap_or(false),
+        sort: parse_sort(p.sort.as_deref())?,
         size: size as usize,
         from: from as usize,
         deadline: Instant::now() + timeout,
@@ -320,6 +321,46 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             Some(TrackTotalHitsParam::Number(n)) => TrackTotalHits::UpTo(n as u64),
         },
     })
+}
+
+/// Most keys of one `sort`.
+pub const MAX_SORT_KEYS: usize = 8;
+
+/// `sort=FIELD[:asc|desc],...` (fields ascending by default, `_score` descending).
+fn parse_sort(text: Option<&str>) -> Result<Vec<scatter_proto::v1::SortField>, ApiError> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let keys = text
+        .split(',')
+        .map(|part| {
+            let (field, dir) = part.trim().rsplit_once(':').unwrap_or((part.trim(), ""));
+            let desc = match dir {
+                "" => field == "_score",
+                "asc" => false,
+                "desc" => true,
+                other => {
+                    return Err(ApiError::bad_param(format!(
+                        "sort direction must be `asc` or `desc`, got {other:?} in {part:?}"
+                    )))
+                }
+            };
+            if field.is_empty() {
+                return Err(ApiError::bad_param(format!("empty sort field in {text:?}")));
+            }
+            Ok(scatter_proto::v1::SortField {
+                field: field.to_string(),
+                desc,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.len() > MAX_SORT_KEYS {
+        return Err(ApiError::bad_param(format!(
+            "{} sort keys; at most {MAX_SORT_KEYS}",
+            keys.len()
+        )));
+    }
+    Ok(keys)
 }
 
 /// Longest `snippet_pre_tag` / `snippet_post_tag`.

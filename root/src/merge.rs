@@ -1,11 +1,13 @@
 //! The gather: merge per-shard ranked lists into the global page. Order: score descending,
-//! then external id ascending, so the page does not depend on shard layout or arrival order.
+//! then external id ascending — or, for a sorted search, the leaves' sort keys (the values'
+//! order-preserving encoding, id last) — so the page does not depend on shard layout or
+//! arrival order.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 /// A ranked hit from one shard.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ShardHit {
     /// External id.
     pub id: String,
@@ -13,11 +15,18 @@ pub struct ShardHit {
     pub score: f32,
     /// Shard it came from.
     pub shard: usize,
+    /// Sorted searches: the leaf's sort key (empty for ranked searches).
+    pub sort_key: Vec<u8>,
+    /// Sorted searches: the sort values as a JSON array.
+    pub sort_values: Option<String>,
 }
 
-/// The global order: higher score first, then smaller id.
+/// The global order: by sort key when sorted, else higher score first; then smaller id.
 pub fn rank_order(a: &ShardHit, b: &ShardHit) -> Ordering {
-    b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id))
+    a.sort_key
+        .cmp(&b.sort_key)
+        .then_with(|| b.score.total_cmp(&a.score))
+        .then_with(|| a.id.cmp(&b.id))
 }
 
 /// Heap entry: the head of one shard's list.
@@ -83,6 +92,7 @@ mod tests {
             id: id.to_string(),
             score,
             shard,
+            ..Default::default()
         }
     }
 

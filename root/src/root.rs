@@ -59,6 +59,8 @@ pub struct Search {
     pub snippet: SnippetOptions,
     /// Explain each hit's score.
     pub explain: bool,
+    /// Sort keys (empty: by score).
+    pub sort: Vec<scatter_proto::v1::SortField>,
     /// Report what happened at each shard.
     pub profile: bool,
     /// How matches are counted.
@@ -204,6 +206,11 @@ impl Root {
             filters: search.filters.clone(),
             snippet: search.snippet.clone(),
             explain: search.explain,
+            sort: search
+                .sort
+                .iter()
+                .map(|s| (s.field.clone(), s.desc))
+                .collect(),
             size: search.size,
             from: search.from,
             scoring: match search.scoring {
@@ -286,6 +293,9 @@ impl Root {
                     fields,
                     snippets: (!search.snippet_fields.is_empty()).then_some(snippets),
                     explanation,
+                    sort: h
+                        .sort_values
+                        .and_then(|v| serde_json::value::RawValue::from_string(v).ok()),
                     id: h.id,
                     score: h.score,
                     shard: h.shard,
@@ -363,6 +373,7 @@ impl Root {
             snippet_pre_tag: search.snippet.tags.clone().unwrap_or_default().0,
             snippet_post_tag: search.snippet.tags.clone().unwrap_or_default().1,
             explain: search.explain,
+            sort: search.sort.clone(),
             shards: Vec::new(),
         };
         let all: Vec<usize> = (0..self.cluster.shards.len()).collect();
@@ -507,6 +518,9 @@ impl Root {
                                 id: h.id,
                                 score: h.score,
                                 shard: outcome.shard,
+                                sort_values: (!h.sort_values_json.is_empty())
+                                    .then_some(h.sort_values_json),
+                                sort_key: h.sort_key,
                             })
                             .collect(),
                     );
