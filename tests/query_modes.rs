@@ -428,3 +428,64 @@ async fn sorting_by_every_fast_type_merges_like_one_index() {
         assert_eq!(status, 400, "{bad}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_after_pages_through_thousands_of_hits_like_one_index() {
+    let dir = tempfile::tempdir().unwrap();
+    build_with_numbers(dir.path(), 4, &dir.path().join("four"));
+    build_with_numbers(dir.path(), 1, &dir.path().join("one"));
+    let args = ["--result-cache-mb", "0"];
+    let four = Cluster::start(&dir.path().join("four"), 1, &args).await;
+    let one = Cluster::start(&dir.path().join("one"), 1, &args).await;
+    for (q, sort) in [
+        ("*", Some("words:desc,released:asc")),
+        ("the OR of OR and OR for", None),
+    ] {
+        let mut all: Vec<(&str, &str)> = vec![("q", q), ("size", "10000")];
+        all.extend(sort.map(|s| ("sort", s)));
+        let (_, whole) = one.search(&all).await;
+        let whole = common::hit_ids(&whole);
+        assert!(whole.len() >= 2000, "{q}: {} hits", whole.len());
+        let mut paged: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut body = json!({"q": q, "size": 250});
+            if let Some(s) = sort {
+                body["sort"] = json!(s);
+            }
+            if let Some(a) = &after {
+                body["search_after"] = serde_json::from_str(a).unwrap();
+            }
+            let (status, page) = post(&four, body).await;
+            assert_eq!(status, 200, "{page}");
+            let hits = page["hits"].as_array().unwrap();
+            if hits.is_empty() {
+                break;
+            }
+            paged.extend(common::hit_ids(&page));
+            after = Some(hits.last().unwrap()["sort"].to_string());
+            assert!(paged.len() <= whole.len(), "{q}: pages run past the end");
+        }
+        assert_eq!(
+            paged, whole,
+            "{q}: 4 shards paged with search_after == one index at once"
+        );
+    }
+    // GET takes the array as JSON text; a wrong array is a 400.
+    let (status, body) = four
+        .search(&[
+            ("q", "*"),
+            ("sort", "words:desc"),
+            ("search_after", "[10, \"x\"]"),
+        ])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = four
+        .search(&[("q", "*"), ("sort", "words:desc"), ("search_after", "[10]")])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = four
+        .search(&[("q", "*"), ("from", "5"), ("search_after", "[1.0, \"x\"]")])
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -17,6 +17,7 @@ fn merge(c: &mut Criterion) {
                     id: format!("doc-{shard}-{i}"),
                     score: ((i * 7919 + shard * 31) % 1000) as f32 / 10.0,
                     shard,
+                    ..Default::default()
                 })
                 .collect();
             l.sort_by(rank_order);
@@ -162,6 +163,8 @@ fn serialize(c: &mut Criterion) {
                 shard: i % 4,
                 fields: fields.clone(),
                 snippets: None,
+                explanation: None,
+                sort: None,
             })
             .collect(),
         profile: None,

@@ -105,6 +105,30 @@ impl Default for ScatterSchema {
 }
 
 impl ScatterSchema {
+    /// What sorting by `field` reads: `None` for `_score`, else the kind of a fast u64, i64,
+    /// f64, date or keyword field; why it cannot be a sort key otherwise.
+    pub fn sort_kind(&self, field: &str) -> Result<Option<FieldKind>, String> {
+        if field == "_score" {
+            return Ok(None);
+        }
+        let spec = self
+            .fields
+            .iter()
+            .find(|f| f.name == field)
+            .ok_or_else(|| format!("sort field {field:?} is not in the schema"))?;
+        let sortable = matches!(
+            spec.kind,
+            FieldKind::U64 | FieldKind::I64 | FieldKind::F64 | FieldKind::Date | FieldKind::Keyword
+        );
+        if spec.fast && sortable {
+            Ok(Some(spec.kind))
+        } else {
+            Err(format!(
+                "sort field {field:?} is not a fast numeric, date or keyword field"
+            ))
+        }
+    }
+
     /// Reads a schema from a `.toml` or `.json` file and validates it.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)

@@ -266,6 +266,7 @@ mod tests {
                     id: id.to_string(),
                     score: *score,
                     shard,
+                    ..Default::default()
                 })
                 .collect(),
             total_hits: hits.len() as u64 * 10,

@@ -336,10 +336,15 @@ impl Shard {
         window: usize,
         scoring: ScoringWith<'_>,
     ) -> Result<(u64, Vec<LocatedHit>), ShardError> {
+        let keys = crate::sort::resolve(&self.meta.schema, &req.sort)?;
+        let after = (!req.search_after_json.is_empty())
+            .then(|| crate::sort::after_key(&keys, &req.search_after_json))
+            .transpose()?;
         let collector = crate::sort::SortCollector {
-            keys: crate::sort::resolve(&self.meta.schema, &req.sort)?,
+            keys,
             window,
             ids: self.ids.get(searcher)?,
+            after,
         };
         let (count, sorted) = scoring.search(searcher, query, &collector)?;
         let ids = self.ids.get(searcher)?;

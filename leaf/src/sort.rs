@@ -17,9 +17,6 @@ use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 use crate::ids::SearcherIds;
 use crate::shard::ShardError;
 
-/// The pseudo-field sorting by relevance.
-pub const SCORE: &str = "_score";
-
 /// One key of a sort: a fast field (or `_score`) and a direction.
 #[derive(Debug, Clone)]
 pub struct SortKey {
@@ -28,45 +25,15 @@ pub struct SortKey {
     desc: bool,
 }
 
-/// Checks `sort` against the schema: every field must be a fast u64, i64, f64, date or
-/// keyword field (or `_score`).
+/// Checks `sort` against the schema (see [`ScatterSchema::sort_kind`]).
 pub fn resolve(schema: &ScatterSchema, sort: &[SortField]) -> Result<Vec<SortKey>, ShardError> {
     sort.iter()
         .map(|s| {
-            if s.field == SCORE {
-                return Ok(SortKey {
-                    field: s.field.clone(),
-                    kind: None,
-                    desc: s.desc,
-                });
-            }
-            let spec = schema
-                .fields
-                .iter()
-                .find(|f| f.name == s.field)
-                .ok_or_else(|| {
-                    ShardError::InvalidArgument(format!(
-                        "sort field {:?} is not in the schema",
-                        s.field
-                    ))
-                })?;
-            let sortable = matches!(
-                spec.kind,
-                FieldKind::U64
-                    | FieldKind::I64
-                    | FieldKind::F64
-                    | FieldKind::Date
-                    | FieldKind::Keyword
-            );
-            if !(spec.fast && sortable) {
-                return Err(ShardError::InvalidArgument(format!(
-                    "sort field {:?} is not a fast numeric, date or keyword field",
-                    s.field
-                )));
-            }
             Ok(SortKey {
                 field: s.field.clone(),
-                kind: Some(spec.kind),
+                kind: schema
+                    .sort_kind(&s.field)
+                    .map_err(ShardError::InvalidArgument)?,
                 desc: s.desc,
             })
         })
@@ -93,6 +60,8 @@ pub struct SortCollector {
     pub window: usize,
     /// The searcher's ids (the last part of every key).
     pub ids: Arc<SearcherIds>,
+    /// Only documents whose key is greater (`search_after`).
+    pub after: Option<Vec<u8>>,
 }
 
 /// A key's column in one segment.
@@ -138,6 +107,7 @@ impl Collector for SortCollector {
             heap: BinaryHeap::new(),
             count: 0,
             text: String::new(),
+            after: self.after.clone(),
         })
     }
 
@@ -165,6 +135,7 @@ pub struct SortSegment {
     heap: BinaryHeap<Kept>,
     count: u64,
     text: String,
+    after: Option<Vec<u8>>,
 }
 
 /// A kept document, ordered by key.
@@ -196,6 +167,9 @@ impl SegmentCollector for SortSegment {
             return;
         }
         let key = self.key(doc, score);
+        if self.after.as_ref().is_some_and(|after| key <= *after) {
+            return;
+        }
         if self.heap.len() < self.window {
             self.heap.push(Kept(key, score, doc));
         } else if self.heap.peek().is_some_and(|worst| key < worst.0) {
@@ -219,104 +193,173 @@ impl SegmentCollector for SortSegment {
     }
 }
 
-impl SortSegment {
-    /// The key of `doc`: each value's encoding, then its id.
-    fn key(&mut self, doc: DocId, score: Score) -> Vec<u8> {
-        let mut key = Vec::with_capacity(32);
-        for (i, column) in self.columns.iter().enumerate() {
-            let start = key.len();
-            let present = match column {
-                KeyColumn::Score => {
-                    key.push(1);
-                    let bits = score.to_bits();
-                    let ordered = if bits >> 31 == 1 {
-                        !bits
-                    } else {
-                        bits | 1 << 31
-                    };
-                    key.extend_from_slice(&ordered.to_be_bytes());
-                    true
-                }
-                KeyColumn::U64(c) => put(&mut key, c.first(doc).map(|v| v.to_be_bytes())),
-                KeyColumn::I64(c) => put(
-                    &mut key,
-                    c.first(doc).map(|v| ((v as u64) ^ 1 << 63).to_be_bytes()),
-                ),
-                KeyColumn::F64(c) => put(&mut key, c.first(doc).map(|v| f64_key(v).to_be_bytes())),
-                KeyColumn::Date(c) => put(
-                    &mut key,
-                    c.first(doc)
-                        .map(|d| ((d.into_timestamp_nanos() as u64) ^ 1 << 63).to_be_bytes()),
-                ),
-                KeyColumn::Str(c) => {
-                    let ord = c.as_ref().and_then(|c| c.term_ords(doc).next());
-                    match (c, ord) {
-                        (Some(c), Some(ord))
-                            if c.ord_to_str(ord, &mut self.text).unwrap_or(false) =>
-                        {
-                            key.push(1);
-                            escape(&mut key, self.text.as_bytes());
-                            true
-                        }
-                        _ => {
-                            key.push(2);
-                            false
-                        }
-                    }
-                }
-            };
-            if present && self.desc[i] {
-                // Invert the value, not the presence byte: missing stays last.
-                for b in &mut key[start + 1..] {
-                    *b = !*b;
-                }
+/// One sort value of one document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    /// Its score.
+    Score(Score),
+    /// A u64 field's value.
+    U64(u64),
+    /// An i64 field's value.
+    I64(i64),
+    /// An f64 field's value.
+    F64(f64),
+    /// A date field's value, in nanoseconds since the epoch.
+    Date(i64),
+    /// A keyword field's value.
+    Str(String),
+    /// No value (sorts last in either direction).
+    Missing,
+}
+
+impl KeyValue {
+    /// Appends its order-preserving encoding (inverted when `desc`, but missing stays last).
+    fn encode(&self, key: &mut Vec<u8>, desc: bool) {
+        let start = key.len() + 1;
+        match self {
+            KeyValue::Missing => return key.push(2),
+            KeyValue::Score(v) => {
+                key.push(1);
+                let bits = v.to_bits();
+                let ordered = if bits >> 31 == 1 {
+                    !bits
+                } else {
+                    bits | 1 << 31
+                };
+                key.extend_from_slice(&ordered.to_be_bytes());
+            }
+            KeyValue::U64(v) => {
+                key.push(1);
+                key.extend_from_slice(&v.to_be_bytes());
+            }
+            KeyValue::I64(v) | KeyValue::Date(v) => {
+                key.push(1);
+                key.extend_from_slice(&((*v as u64) ^ 1 << 63).to_be_bytes());
+            }
+            KeyValue::F64(v) => {
+                key.push(1);
+                key.extend_from_slice(&f64_key(*v).to_be_bytes());
+            }
+            KeyValue::Str(v) => {
+                key.push(1);
+                escape(key, v.as_bytes());
             }
         }
-        let id = self
-            .ids
-            .segment(self.ord)
-            .and_then(|s| s.id(doc))
-            .unwrap_or_default();
-        escape(&mut key, id.as_bytes());
-        key
+        if desc {
+            for b in &mut key[start..] {
+                *b = !*b;
+            }
+        }
     }
 
-    /// The values of `doc` as JSON (dates as epoch milliseconds, as Elasticsearch does).
-    fn values(&mut self, doc: DocId, score: Score) -> Vec<Value> {
-        self.columns
-            .iter()
-            .map(|column| match column {
-                KeyColumn::Score => Value::from(score),
-                KeyColumn::U64(c) => c.first(doc).map_or(Value::Null, Value::from),
-                KeyColumn::I64(c) => c.first(doc).map_or(Value::Null, Value::from),
-                KeyColumn::F64(c) => c.first(doc).map_or(Value::Null, Value::from),
-                KeyColumn::Date(c) => c
-                    .first(doc)
-                    .map_or(Value::Null, |d| Value::from(d.into_timestamp_millis())),
-                KeyColumn::Str(c) => {
-                    let mut text = String::new();
-                    c.as_ref()
-                        .and_then(|c| c.term_ords(doc).next().map(|o| (c, o)))
-                        .filter(|(c, o)| c.ord_to_str(*o, &mut text).unwrap_or(false))
-                        .map_or(Value::Null, |_| Value::from(text))
-                }
-            })
-            .collect()
+    /// As JSON (dates as epoch milliseconds, as Elasticsearch gives them).
+    fn to_json(&self) -> Value {
+        match self {
+            KeyValue::Score(v) => Value::from(*v),
+            KeyValue::U64(v) => Value::from(*v),
+            KeyValue::I64(v) => Value::from(*v),
+            KeyValue::F64(v) => Value::from(*v),
+            KeyValue::Date(v) => Value::from(v.div_euclid(1_000_000)),
+            KeyValue::Str(v) => Value::from(v.clone()),
+            KeyValue::Missing => Value::Null,
+        }
+    }
+
+    /// Reads one value of a `search_after` array for a key of `kind` (None: `_score`).
+    fn from_json(kind: Option<FieldKind>, v: &Value) -> Option<KeyValue> {
+        if v.is_null() {
+            return Some(KeyValue::Missing);
+        }
+        Some(match kind {
+            None => KeyValue::Score(v.as_f64()? as Score),
+            Some(FieldKind::U64) => KeyValue::U64(v.as_u64()?),
+            Some(FieldKind::I64) => KeyValue::I64(v.as_i64()?),
+            Some(FieldKind::F64) => KeyValue::F64(v.as_f64()?),
+            Some(FieldKind::Date) => KeyValue::Date(v.as_i64()?.checked_mul(1_000_000)?),
+            Some(_) => KeyValue::Str(v.as_str()?.to_string()),
+        })
     }
 }
 
-/// Appends a fixed-width value (presence byte 1) or a missing marker (2, sorts last).
-fn put<const N: usize>(key: &mut Vec<u8>, value: Option<[u8; N]>) -> bool {
-    match value {
-        Some(bytes) => {
-            key.push(1);
-            key.extend_from_slice(&bytes);
-            true
+/// The key a `search_after` array (the last hit's `sort`: its values, then its id) stands
+/// for: only documents with greater keys come next.
+pub fn after_key(keys: &[SortKey], json: &str) -> Result<Vec<u8>, ShardError> {
+    let bad = |why: String| ShardError::InvalidArgument(format!("search_after: {why}"));
+    let values: Vec<Value> = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    if values.len() != keys.len() + 1 {
+        return Err(bad(format!(
+            "{} values for {} sort keys; give the last hit's `sort` (its values, then its id)",
+            values.len(),
+            keys.len()
+        )));
+    }
+    let mut key = Vec::new();
+    for (k, v) in keys.iter().zip(&values) {
+        let value = KeyValue::from_json(k.kind, v)
+            .ok_or_else(|| bad(format!("{v} is not a value of {:?}", k.field)))?;
+        value.encode(&mut key, k.desc);
+    }
+    let id = values[keys.len()]
+        .as_str()
+        .ok_or_else(|| bad("the last value must be the hit's id".to_string()))?;
+    escape(&mut key, id.as_bytes());
+    Ok(key)
+}
+
+impl SortSegment {
+    /// The values of `doc`, key by key.
+    fn key_values(&mut self, doc: DocId, score: Score) -> Vec<KeyValue> {
+        let text = &mut self.text;
+        self.columns
+            .iter()
+            .map(|column| {
+                let v = match column {
+                    KeyColumn::Score => Some(KeyValue::Score(score)),
+                    KeyColumn::U64(c) => c.first(doc).map(KeyValue::U64),
+                    KeyColumn::I64(c) => c.first(doc).map(KeyValue::I64),
+                    KeyColumn::F64(c) => c.first(doc).map(KeyValue::F64),
+                    KeyColumn::Date(c) => c
+                        .first(doc)
+                        .map(|d| KeyValue::Date(d.into_timestamp_nanos())),
+                    KeyColumn::Str(c) => c.as_ref().and_then(|c| {
+                        let ord = c.term_ords(doc).next()?;
+                        text.clear();
+                        c.ord_to_str(ord, text)
+                            .ok()?
+                            .then(|| KeyValue::Str(text.clone()))
+                    }),
+                };
+                v.unwrap_or(KeyValue::Missing)
+            })
+            .collect()
+    }
+
+    /// The key of `doc`: each value's encoding, then its id.
+    fn key(&mut self, doc: DocId, score: Score) -> Vec<u8> {
+        let mut key = Vec::with_capacity(32);
+        for (value, &desc) in self.key_values(doc, score).iter().zip(&self.desc) {
+            value.encode(&mut key, desc);
         }
-        None => {
-            key.push(2);
-            false
-        }
+        escape(&mut key, self.id(doc).as_bytes());
+        key
+    }
+
+    fn id(&self, doc: DocId) -> &str {
+        self.ids
+            .segment(self.ord)
+            .and_then(|s| s.id(doc))
+            .unwrap_or_default()
+    }
+
+    /// The values of `doc` as JSON, then its id (what `search_after` takes back).
+    fn values(&mut self, doc: DocId, score: Score) -> Vec<Value> {
+        let mut values: Vec<Value> = self
+            .key_values(doc, score)
+            .iter()
+            .map(KeyValue::to_json)
+            .collect();
+        values.push(Value::from(self.id(doc)));
+        values
     }
 }
 
@@ -349,7 +392,7 @@ mod tests {
     #[test]
     fn encodings_keep_the_order() {
         let mut xs = [-3.5f64, -0.0, 0.0, 1e-9, 2.0, f64::INFINITY];
-        xs.sort_by(|a, b| f64_key(*a).cmp(&f64_key(*b)));
+        xs.sort_by_key(|a| f64_key(*a));
         assert_eq!(xs[0], -3.5);
         assert_eq!(xs[5], f64::INFINITY);
         let enc = |s: &str| {

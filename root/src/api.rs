@@ -52,6 +52,26 @@ pub struct SearchParams {
     /// `FIELD:asc|desc[,FIELD:asc|desc...]` over fast fields (u64, i64, f64, date,
     /// keyword) and `_score`; ties by id; hits carry their `sort` values.
     pub sort: Option<String>,
+    /// The last hit's `sort` array (its values, then its id): the next page starts after
+    /// it. Without `sort`, pages by score (`sort` = score, then id). GET: the array as JSON.
+    pub search_after: Option<SearchAfter>,
+}
+
+/// `search_after` as given: a JSON array (POST) or its JSON text (GET).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchAfter(pub String);
+
+impl<'de> Deserialize<'de> for SearchAfter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        match v {
+            Value::Array(_) => Ok(SearchAfter(v.to_string())),
+            Value::String(s) => Ok(SearchAfter(s)),
+            _ => Err(serde::de::Error::custom(
+                "search_after must be the last hit's `sort` array",
+            )),
+        }
+    }
 }
 
 /// `filter` as given: one clause or several.

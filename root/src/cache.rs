@@ -24,6 +24,8 @@ pub struct CacheKey {
     pub explain: bool,
     /// Sort keys (field, descending).
     pub sort: Vec<(String, bool)>,
+    /// The page's start (`search_after`).
+    pub search_after: Option<String>,
     /// Page size.
     pub size: usize,
     /// Page offset.
@@ -188,6 +190,7 @@ mod tests {
             snippet: Default::default(),
             explain: false,
             sort: vec![],
+            search_after: None,
             size: 10,
             from: 0,
             scoring: "global",

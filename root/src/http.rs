@@ -279,6 +279,22 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         }
     };
     let snippet = snippet_options(p.snippet_size, &p.snippet_pre_tag, &p.snippet_post_tag)?;
+    let mut sort = parse_sort(p.sort.as_deref())?;
+    let search_after = p.search_after.map(|a| a.0);
+    if search_after.is_some() {
+        if from != 0 {
+            return Err(ApiError::bad_param(
+                "search_after pages start after a hit: `from` must be 0",
+            ));
+        }
+        if sort.is_empty() {
+            // By score, then id: the order of an unsorted search.
+            sort.push(scatter_proto::v1::SortField {
+                field: "_score".into(),
+                desc: true,
+            });
+        }
+    }
     let filters = p.filter.map(|f| f.0).unwrap_or_default();
     if filters.len() > scatter_core::query::MAX_FILTERS {
         return Err(ApiError::bad_param(format!(
@@ -302,7 +318,8 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         filters,
         snippet,
         explain: p.explain.unwrap_or(false),
-        sort: parse_sort(p.sort.as_deref())?,
+        sort,
+        search_after,
         size: size as usize,
         from: from as usize,
         deadline: Instant::now() + timeout,

@@ -61,6 +61,8 @@ pub struct Search {
     pub explain: bool,
     /// Sort keys (empty: by score).
     pub sort: Vec<scatter_proto::v1::SortField>,
+    /// Only hits after this one (its `sort` array as JSON).
+    pub search_after: Option<String>,
     /// Report what happened at each shard.
     pub profile: bool,
     /// How matches are counted.
@@ -211,6 +213,7 @@ impl Root {
                 .iter()
                 .map(|s| (s.field.clone(), s.desc))
                 .collect(),
+            search_after: search.search_after.clone(),
             size: search.size,
             from: search.from,
             scoring: match search.scoring {
@@ -254,6 +257,12 @@ impl Root {
                 .map_err(|e| ApiError::query_parse(e.to_string()))?;
         }
         check_snippet_fields(&schema.schema, &search.snippet_fields)?;
+        for key in &search.sort {
+            schema
+                .schema
+                .sort_kind(&key.field)
+                .map_err(ApiError::bad_param)?;
+        }
         let mut phases = Phases {
             parse_ms: ms(start),
             ..Phases::default()
@@ -293,9 +302,12 @@ impl Root {
                     fields,
                     snippets: (!search.snippet_fields.is_empty()).then_some(snippets),
                     explanation,
-                    sort: h
-                        .sort_values
-                        .and_then(|v| serde_json::value::RawValue::from_string(v).ok()),
+                    // Ranked hits carry [score, id]: what `search_after` takes to page on.
+                    sort: serde_json::value::RawValue::from_string(
+                        h.sort_values
+                            .unwrap_or_else(|| serde_json::json!([h.score, h.id]).to_string()),
+                    )
+                    .ok(),
                     id: h.id,
                     score: h.score,
                     shard: h.shard,
@@ -374,6 +386,7 @@ impl Root {
             snippet_post_tag: search.snippet.tags.clone().unwrap_or_default().1,
             explain: search.explain,
             sort: search.sort.clone(),
+            search_after_json: search.search_after.clone().unwrap_or_default(),
             shards: Vec::new(),
         };
         let all: Vec<usize> = (0..self.cluster.shards.len()).collect();
