@@ -519,17 +519,25 @@ impl Shard {
             return Ok(None);
         }
         let query = self.parser.parse_in(&req.query, mode(req.lenient))?;
-        let global = req
-            .stats
-            .as_ref()
-            .map(|s| GlobalStatsProvider::new(s, &self.schema));
-        let provider: &dyn Bm25StatisticsProvider = match &global {
-            Some(g) => g,
-            None => searcher,
-        };
-        let scoring =
-            tantivy::query::EnableScoring::enabled_from_statistics_provider(provider, searcher);
-        Ok(Some(query.weight(scoring)?))
+        let weight = self.with_stats(searcher, req.stats.as_ref(), |provider| {
+            query.weight(
+                tantivy::query::EnableScoring::enabled_from_statistics_provider(provider, searcher),
+            )
+        })?;
+        Ok(Some(weight))
+    }
+
+    /// Runs `f` with the given (global) statistics, or the searcher's own without them.
+    fn with_stats<R>(
+        &self,
+        searcher: &Searcher,
+        stats: Option<&scatter_proto::v1::GlobalStats>,
+        f: impl FnOnce(&dyn Bm25StatisticsProvider) -> R,
+    ) -> R {
+        match stats.map(|s| GlobalStatsProvider::new(s, &self.schema)) {
+            Some(global) => f(&global),
+            None => f(searcher),
+        }
     }
 
     /// One snippet generator per asked field. Terms are weighted like tantivy's own
@@ -544,16 +552,20 @@ impl Shard {
             return Ok(Vec::new());
         }
         let query = self.parser.parse_in(&req.query, mode(req.lenient))?;
-        let global = req
-            .stats
-            .as_ref()
-            .map(|s| GlobalStatsProvider::new(s, &self.schema));
-        let provider: &dyn Bm25StatisticsProvider = match &global {
-            Some(g) => g,
-            None => searcher,
-        };
         let mut terms = Vec::new();
         query.query_terms(&mut |term, _| terms.push(term.clone()));
+        self.with_stats(searcher, req.stats.as_ref(), |provider| {
+            self.generators(searcher, req, &terms, provider)
+        })
+    }
+
+    fn generators(
+        &self,
+        searcher: &Searcher,
+        req: &FetchRequest,
+        terms: &[Term],
+        provider: &dyn Bm25StatisticsProvider,
+    ) -> Result<Vec<(String, SnippetGenerator)>, ShardError> {
         let mut generators = Vec::new();
         for name in &req.snippet_fields {
             let field = self.text_field(name)?;
