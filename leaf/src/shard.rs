@@ -340,14 +340,14 @@ impl Shard {
         let after = (!req.search_after_json.is_empty())
             .then(|| crate::sort::after_key(&keys, &req.search_after_json))
             .transpose()?;
+        let ids = self.ids.get(searcher)?;
         let collector = crate::sort::SortCollector {
             keys,
             window,
-            ids: self.ids.get(searcher)?,
+            ids: ids.clone(),
             after,
         };
         let (count, sorted) = scoring.search(searcher, query, &collector)?;
-        let ids = self.ids.get(searcher)?;
         let hits = sorted
             .into_iter()
             .map(|s| {

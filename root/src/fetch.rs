@@ -132,6 +132,7 @@ pub async fn fetch_page(
                 ids.extend(by_shard[&s].iter().cloned());
                 id_shards.extend(std::iter::repeat_n(s as u32, by_shard[&s].len()));
             }
+            let (snippet_pre_tag, snippet_post_tag) = options.snippet.wire_tags();
             let mut req = crate::request_id::request(FetchRequest {
                 ids,
                 id_shards,
@@ -140,8 +141,8 @@ pub async fn fetch_page(
                 stats: options.stats.clone(),
                 snippet_max_chars: options.snippet.max_chars,
                 lenient: options.lenient,
-                snippet_pre_tag: options.snippet.tags.clone().unwrap_or_default().0,
-                snippet_post_tag: options.snippet.tags.clone().unwrap_or_default().1,
+                snippet_pre_tag,
+                snippet_post_tag,
                 explain: options.explain,
             });
             req.set_timeout(budget);

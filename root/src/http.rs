@@ -77,6 +77,10 @@ pub fn get_params(raw: &str) -> Result<SearchParams, ApiError> {
     let bad = |e: serde_urlencoded::de::Error| {
         ApiError::bad_param(format!("Failed to deserialize query string: {e}"))
     };
+    if !raw.contains("filter") {
+        // The common case, read once (the query path is the product).
+        return serde_urlencoded::from_str(raw).map_err(bad);
+    }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(bad)?;
     let (filters, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, _)| k == "filter");
     let rest = serde_urlencoded::to_string(&rest).expect("pairs encode");

@@ -78,6 +78,13 @@ pub struct SnippetOptions {
     pub tags: Option<(String, String)>,
 }
 
+impl SnippetOptions {
+    /// The tags as leaf requests carry them (empty: the leaves' `<b>`, `</b>`).
+    pub fn wire_tags(&self) -> (String, String) {
+        self.tags.clone().unwrap_or_default()
+    }
+}
+
 /// How a search counts its matches (`track_total_hits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrackTotalHits {
@@ -363,6 +370,7 @@ impl Root {
         let window = search.from + search.size;
         let fuse =
             search.size > 0 && window * self.cluster.shards.len() <= self.fuse_fetch_max_docs;
+        let (snippet_pre_tag, snippet_post_tag) = search.snippet.wire_tags();
         let request = SearchRequest {
             query: search.query.clone(),
             lenient: search.lenient,
@@ -382,8 +390,8 @@ impl Root {
                 Vec::new()
             },
             snippet_max_chars: search.snippet.max_chars,
-            snippet_pre_tag: search.snippet.tags.clone().unwrap_or_default().0,
-            snippet_post_tag: search.snippet.tags.clone().unwrap_or_default().1,
+            snippet_pre_tag,
+            snippet_post_tag,
             explain: search.explain,
             sort: search.sort.clone(),
             search_after_json: search.search_after.clone().unwrap_or_default(),
