@@ -243,73 +243,11 @@ async fn explanations_carry_the_global_scores_one_index_would_print() {
     assert!(plain["hits"][0].get("explanation").is_none());
 }
 
-/// The bundled sample with two derived fields, `words` (u64: words in the body) and
-/// `released` (date: a deterministic day in 2000–2023 drawn from the id), and a schema that
-/// indexes them as fast fields; built into `shards` shards under `out`.
-fn build_with_numbers(dir: &std::path::Path, shards: u32, out: &std::path::Path) {
-    use std::io::{BufRead, Write};
-    let corpus = dir.join("numbers.jsonl");
-    if !corpus.exists() {
-        let input = flate2::read::GzDecoder::new(std::fs::File::open(sample_corpus()).unwrap());
-        let mut w = std::fs::File::create(&corpus).unwrap();
-        for line in std::io::BufReader::new(input).lines() {
-            let mut doc: Value = serde_json::from_str(&line.unwrap()).unwrap();
-            let words = doc["body"]
-                .as_str()
-                .unwrap_or("")
-                .split_whitespace()
-                .count();
-            let id = doc["id"].as_str().unwrap().to_string();
-            let day = xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % (24 * 365);
-            doc["words"] = json!(words);
-            doc["released"] = json!(946_684_800 + day * 86_400); // from 2000-01-01
-            doc["rating"] = json!((day % 1000) as f64 / 100.0);
-            doc["offset"] = json!(words as i64 - 50);
-            writeln!(w, "{doc}").unwrap();
-        }
-    }
-    let mut schema = common::sample_schema();
-    let extra: scatter_core::ScatterSchema = toml::from_str(
-        r#"
-        default_fields = ["title"]
-        [[fields]]
-        name = "words"
-        type = "u64"
-        fast = true
-        [[fields]]
-        name = "released"
-        type = "date"
-        fast = true
-        [[fields]]
-        name = "rating"
-        type = "f64"
-        fast = true
-        [[fields]]
-        name = "offset"
-        type = "i64"
-        fast = true
-        "#,
-    )
-    .unwrap();
-    schema.fields.extend(extra.fields);
-    scatter_index_tools::build(&scatter_index_tools::BuildOptions {
-        input: corpus,
-        shards,
-        out: out.to_path_buf(),
-        schema,
-        memory_mb: 64,
-        strict: false,
-        force: false,
-        progress: false,
-    })
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn range_filters_on_numbers_and_dates_are_exact_at_any_shard_count() {
     let dir = tempfile::tempdir().unwrap();
-    build_with_numbers(dir.path(), 4, &dir.path().join("four"));
-    build_with_numbers(dir.path(), 1, &dir.path().join("one"));
+    common::build_with_numbers(dir.path(), 4, &dir.path().join("four"));
+    common::build_with_numbers(dir.path(), 1, &dir.path().join("one"));
     let args = ["--result-cache-mb", "0"];
     let four = Cluster::start(&dir.path().join("four"), 1, &args).await;
     let one = Cluster::start(&dir.path().join("one"), 1, &args).await;
@@ -359,8 +297,8 @@ async fn range_filters_on_numbers_and_dates_are_exact_at_any_shard_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sorting_by_every_fast_type_merges_like_one_index() {
     let dir = tempfile::tempdir().unwrap();
-    build_with_numbers(dir.path(), 4, &dir.path().join("four"));
-    build_with_numbers(dir.path(), 1, &dir.path().join("one"));
+    common::build_with_numbers(dir.path(), 4, &dir.path().join("four"));
+    common::build_with_numbers(dir.path(), 1, &dir.path().join("one"));
     let args = ["--result-cache-mb", "0"];
     let four = Cluster::start(&dir.path().join("four"), 1, &args).await;
     let one = Cluster::start(&dir.path().join("one"), 1, &args).await;
@@ -432,8 +370,8 @@ async fn sorting_by_every_fast_type_merges_like_one_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_after_pages_through_thousands_of_hits_like_one_index() {
     let dir = tempfile::tempdir().unwrap();
-    build_with_numbers(dir.path(), 4, &dir.path().join("four"));
-    build_with_numbers(dir.path(), 1, &dir.path().join("one"));
+    common::build_with_numbers(dir.path(), 4, &dir.path().join("four"));
+    common::build_with_numbers(dir.path(), 1, &dir.path().join("one"));
     let args = ["--result-cache-mb", "0"];
     let four = Cluster::start(&dir.path().join("four"), 1, &args).await;
     let one = Cluster::start(&dir.path().join("one"), 1, &args).await;

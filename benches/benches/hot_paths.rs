@@ -168,6 +168,7 @@ fn serialize(c: &mut Criterion) {
             })
             .collect(),
         profile: None,
+        aggregations: None,
     };
     c.bench_function("serialize a 10-hit response", |b| {
         b.iter(|| serde_json::to_vec(&response).unwrap())

@@ -20,3 +20,15 @@ pub const MAX_QUEUED_WRITE_BYTES: usize = 256 << 20;
 /// Most bulk bytes a root holds in flight across all ingest requests; beyond it a bulk is
 /// refused with 429 and `Retry-After`.
 pub const MAX_ROOT_INGEST_BYTES: usize = 512 << 20;
+
+/// Most buckets one aggregation answer may hold (tantivy's default), per shard and merged.
+pub const AGG_BUCKET_LIMIT: u32 = 65_000;
+
+/// Most memory a shard's aggregation may use (tantivy's default) before it fails.
+pub const AGG_MEMORY_LIMIT: u64 = 500_000_000;
+
+/// Most aggregations one request may name (sub-aggregations included).
+pub const MAX_AGGS: usize = 32;
+
+/// Largest `size` (and `shard_size`) of a terms aggregation.
+pub const MAX_TERMS_SIZE: usize = 10_000;

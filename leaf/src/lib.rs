@@ -16,6 +16,7 @@
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a node's shards;
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
 
+pub mod aggs;
 pub mod commit;
 pub mod dictionary;
 pub mod faults;

@@ -160,7 +160,7 @@ pub fn merge_search(
         let (id, part) = parts.into_iter().next().expect("one");
         return Ok(match part {
             Ok(mut r) => {
-                r.shards = vec![status_of(&r)];
+                r.shards = vec![status_of(&mut r)];
                 r
             }
             Err(e @ ShardError::InvalidArgument(_)) => return Err(e),
@@ -174,7 +174,7 @@ pub fn merge_search(
     for (id, part) in parts {
         match part {
             Ok(mut r) => {
-                out.shards.push(status_of(&r));
+                out.shards.push(status_of(&mut r));
                 out.total_hits += r.total_hits;
                 out.took_micros = out.took_micros.max(r.took_micros);
                 out.hits.append(&mut r.hits);
@@ -241,9 +241,12 @@ pub fn fetch_kept(
     }
 }
 
-/// A shard's status in a node-level answer, from its own answer.
-fn status_of(r: &SearchResponse) -> ShardStatus {
+/// A shard's status in a node-level answer, from its own answer (its aggregation parts
+/// move into it).
+fn status_of(r: &mut SearchResponse) -> ShardStatus {
     ShardStatus {
+        aggs: std::mem::take(&mut r.aggs),
+        terms: std::mem::take(&mut r.terms),
         shard: r.shard_id,
         total_hits: r.total_hits,
         total_hits_exact: r.total_hits_exact,

@@ -278,7 +278,13 @@ impl Shard {
             (total, exact, hits)
         };
         let (hits, addrs) = hits.into_iter().unzip();
+        let aggs = match &req.aggs {
+            Some(aggs) => crate::aggs::run(&searcher, query, aggs)?,
+            None => Default::default(),
+        };
         let resp = SearchResponse {
+            aggs: aggs.tantivy,
+            terms: aggs.terms,
             hits,
             total_hits,
             took_micros: start.elapsed().as_micros() as u64,

@@ -55,6 +55,30 @@ pub struct SearchParams {
     /// The last hit's `sort` array (its values, then its id): the next page starts after
     /// it. Without `sort`, pages by score (`sort` = score, then id). GET: the array as JSON.
     pub search_after: Option<SearchAfter>,
+    /// Aggregations over the matches, Elasticsearch-shaped (POST: an object; GET: its JSON
+    /// text); `aggregations` is accepted as an alias.
+    #[serde(alias = "aggregations")]
+    pub aggs: Option<AggsParam>,
+}
+
+/// `aggs` as given: a JSON object (POST) or its JSON text (GET).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggsParam(pub Value);
+
+impl<'de> Deserialize<'de> for AggsParam {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            v @ Value::Object(_) => Ok(AggsParam(v)),
+            Value::String(s) => match serde_json::from_str(&s) {
+                Ok(v @ Value::Object(_)) => Ok(AggsParam(v)),
+                Ok(_) => Err(serde::de::Error::custom("aggs must be a JSON object")),
+                Err(e) => Err(serde::de::Error::custom(format!(
+                    "aggs is not valid JSON: {e}"
+                ))),
+            },
+            _ => Err(serde::de::Error::custom("aggs must be a JSON object")),
+        }
+    }
 }
 
 /// `search_after` as given: a JSON array (POST) or its JSON text (GET).
@@ -161,6 +185,9 @@ pub struct SearchResponse {
     /// What happened at each shard, when asked with `profile=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+    /// The aggregations asked (`aggs`), by name, Elasticsearch-shaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregations: Option<serde_json::Map<String, Value>>,
 }
 
 /// Per-shard calls of both phases.
@@ -172,6 +199,9 @@ pub struct Profile {
     pub search: Vec<ShardProfile>,
     /// Fetch phase, one entry per shard with hits on the page.
     pub fetch: Vec<ShardProfile>,
+    /// How each aggregation was computed (terms: the rounds it took to be exact).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aggregations: Vec<crate::aggregate::AggProfile>,
 }
 
 /// Wall time of each phase of one search at the root, in milliseconds.

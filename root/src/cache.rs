@@ -36,6 +36,8 @@ pub struct CacheKey {
     pub snippet_fields: Vec<String>,
     /// Exact hit count asked.
     pub track_total_hits: crate::root::TrackTotalHits,
+    /// Aggregations asked (their JSON).
+    pub aggs: Option<String>,
 }
 
 struct Entry {
@@ -179,6 +181,7 @@ mod tests {
             shards: ShardsReport::default(),
             hits: vec![],
             profile: None,
+            aggregations: None,
         }
     }
 
@@ -196,6 +199,7 @@ mod tests {
             scoring: "global",
             snippet_fields: vec![],
             track_total_hits: crate::root::TrackTotalHits::All,
+            aggs: None,
         }
     }
 

@@ -341,6 +341,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             }
             Some(TrackTotalHitsParam::Number(n)) => TrackTotalHits::UpTo(n as u64),
         },
+        aggs: p.aggs.map(|a| a.0),
     })
 }
 

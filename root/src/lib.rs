@@ -25,6 +25,8 @@
 //! - [`cluster_schema`]: the schema, parser and routing every replica must share;
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
 
+pub mod aggregate;
+pub mod aggs;
 pub mod api;
 pub mod balance;
 pub mod cache;
@@ -50,6 +52,7 @@ pub mod root;
 pub mod shard_write;
 pub mod stats;
 pub mod stats_table;
+pub mod terms_agg;
 
 pub use config::RootConfig;
 pub use http::{serve, BoundRoot};

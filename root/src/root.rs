@@ -67,6 +67,8 @@ pub struct Search {
     pub profile: bool,
     /// How matches are counted.
     pub track_total_hits: TrackTotalHits,
+    /// Aggregations asked (`aggs`), checked against the schema when the search runs.
+    pub aggs: Option<serde_json::Value>,
 }
 
 /// How snippets are made.
@@ -182,6 +184,20 @@ struct Gathered {
     /// Documents brought by query-and-fetch, per shard by id, as the leaves sent them
     /// (converted only when on the page).
     docs: Vec<std::collections::HashMap<String, scatter_proto::v1::FetchedDoc>>,
+    /// Each answering shard's first-round aggregation parts.
+    agg_parts: Vec<crate::aggregate::ShardAggParts>,
+    /// Shards that failed an aggregation's later round (named in `failures`).
+    agg_failures: usize,
+}
+
+impl Gathered {
+    /// The replica that answered each shard's search.
+    fn answered_by(&self) -> Vec<(usize, String)> {
+        self.profiles
+            .iter()
+            .filter_map(|p| Some((p.shard, p.replica.clone()?)))
+            .collect()
+    }
 }
 
 impl Root {
@@ -229,6 +245,7 @@ impl Root {
             },
             snippet_fields: search.snippet_fields.clone(),
             track_total_hits: search.track_total_hits,
+            aggs: search.aggs.as_ref().map(|a| a.to_string()),
         };
         let generations = self.cluster.generations();
         if let Some(mut cached) = self.results.get(&key, &generations) {
@@ -270,6 +287,12 @@ impl Root {
                 .sort_kind(&key.field)
                 .map_err(ApiError::bad_param)?;
         }
+        let plan = search
+            .aggs
+            .as_ref()
+            .map(|a| crate::aggs::plan(a, &schema.schema))
+            .transpose()
+            .map_err(ApiError::bad_param)?;
         let mut phases = Phases {
             parse_ms: ms(start),
             ..Phases::default()
@@ -288,17 +311,40 @@ impl Root {
         };
         phases.stats_ms = ms(mark);
         let mark = Instant::now();
-        let (mut gathered, fused) = self.search_phase(&search, &stats, phase_deadline).await?;
+        let (mut gathered, fused) = self
+            .search_phase(&search, &stats, plan.as_ref(), phase_deadline)
+            .await?;
         phases.search_ms = ms(mark);
         phases.fused_fetch = fused;
         let mark = Instant::now();
         let page = merge_top(&gathered.lists, search.from, search.size);
         phases.merge_ms = ms(mark);
         let mark = Instant::now();
-        let mut fetched = self
-            .fetch_phase(&search, stats, &page, &mut gathered)
-            .await?;
+        let agg_parts = std::mem::take(&mut gathered.agg_parts);
+        let rounds = crate::aggregate::RoundContext {
+            cluster: &self.cluster,
+            hedging: &self.hedging,
+            search: &search,
+            prefer: gathered.answered_by(),
+        };
+        // The page's documents and the aggregations' later rounds, at the same time.
+        let (fetched, aggregated) = tokio::join!(
+            self.fetch_phase(&search, stats, &page, &mut gathered),
+            async {
+                match &plan {
+                    Some(plan) => crate::aggregate::aggregate(&rounds, plan, agg_parts)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            }
+        );
+        let (mut fetched, mut aggregated) = (fetched?, aggregated?);
         phases.fetch_ms = ms(mark);
+        if let Some(a) = aggregated.as_mut() {
+            gathered.agg_failures += a.failures.len();
+            gathered.failures.append(&mut a.failures);
+        }
         let hits = page
             .into_iter()
             .map(|h| {
@@ -326,9 +372,14 @@ impl Root {
             phases,
             search: std::mem::take(&mut gathered.profiles),
             fetch: std::mem::take(&mut fetched.profiles),
+            aggregations: aggregated
+                .as_mut()
+                .map(|a| std::mem::take(&mut a.profile))
+                .unwrap_or_default(),
         });
         let mut response = self.respond(start, &search, gathered, hits)?;
         response.profile = profile;
+        response.aggregations = aggregated.map(|a| a.results);
         Ok(response)
     }
 
@@ -365,6 +416,7 @@ impl Root {
         &self,
         search: &Search,
         stats: &Option<GlobalStats>,
+        plan: Option<&crate::aggs::AggsPlan>,
         phase_deadline: Instant,
     ) -> Result<(Gathered, bool), ApiError> {
         let window = search.from + search.size;
@@ -396,6 +448,7 @@ impl Root {
             sort: search.sort.clone(),
             search_after_json: search.search_after.clone().unwrap_or_default(),
             shards: Vec::new(),
+            aggs: plan.map(crate::aggregate::first_round),
         };
         let all: Vec<usize> = (0..self.cluster.shards.len()).collect();
         let sent = Instant::now();
@@ -447,11 +500,7 @@ impl Root {
                 None => missing.push(hit.clone()),
             }
         }
-        let prefer: Vec<(usize, String)> = gathered
-            .profiles
-            .iter()
-            .filter_map(|p| Some((p.shard, p.replica.clone()?)))
-            .collect();
+        let prefer = gathered.answered_by();
         let fetch_sent = Instant::now();
         let mut fetched = fetch_page(
             &self.cluster,
@@ -522,7 +571,12 @@ impl Root {
             g.profiles.push(outcome.profile);
             match outcome.result {
                 Ok(answer) => {
-                    let resp = answer.value;
+                    let mut resp = answer.value;
+                    g.agg_parts.push(crate::aggregate::ShardAggParts {
+                        shard: outcome.shard,
+                        tantivy: std::mem::take(&mut resp.status.aggs),
+                        terms: std::mem::take(&mut resp.status.terms),
+                    });
                     let generation = resp.status.generation;
                     self.observe_generation(outcome.shard, replica.as_deref(), generation, sent);
                     g.total_hits += resp.status.total_hits;
@@ -567,7 +621,7 @@ impl Root {
         hits: Vec<Hit>,
     ) -> Result<SearchResponse, ApiError> {
         let total = self.cluster.shards.len();
-        let partial = !g.failed_shards.is_empty() || g.unfetched > 0;
+        let partial = !g.failed_shards.is_empty() || g.unfetched > 0 || g.agg_failures > 0;
         if partial && !search.allow_partial {
             let (status, kind) = if g.timed_out {
                 (StatusCode::GATEWAY_TIMEOUT, "timeout")
@@ -606,6 +660,7 @@ impl Root {
             },
             hits,
             profile: None,
+            aggregations: None,
         })
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use scatter_core::ScatterSchema;
 use scatter_index_tools::BuildOptions;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The bundled sample corpus.
 pub fn sample_corpus() -> PathBuf {
@@ -227,6 +227,37 @@ impl Cluster {
         cluster
     }
 
+    /// One leaf node serving every shard of the build in `dir`, and a root over it.
+    pub async fn start_node(dir: &Path, root_args: &[&str]) -> Cluster {
+        let manifest = scatter_core::Manifest::load(dir).unwrap();
+        let paths: Vec<PathBuf> = (0..manifest.num_shards)
+            .map(|k| manifest.shard_path(dir, k))
+            .collect();
+        let node = Proc::node(&paths);
+        let addrs: Vec<Vec<String>> = paths.iter().map(|_| vec![node.addr.clone()]).collect();
+        let root = Proc::root(&addrs, root_args);
+        let cluster = Cluster {
+            leaves: vec![vec![node]],
+            paths: vec![paths],
+            root,
+            http: reqwest::Client::new(),
+        };
+        cluster.wait_ready().await;
+        cluster
+    }
+
+    /// `POST /search` with this JSON body: (status, body).
+    pub async fn post_search(&self, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("/search"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
     /// Replica addresses per shard.
     pub fn leaf_addrs(&self) -> Vec<Vec<String>> {
         self.leaves
@@ -351,4 +382,83 @@ pub fn hit_ids(body: &Value) -> Vec<String> {
         .iter()
         .map(|h| h["id"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The bundled sample with derived fast fields — `words` (u64: words in the body),
+/// `released` (date: a deterministic day in 2000–2023 drawn from the id), `rating` (f64),
+/// `offset` (i64), `team` (keyword: the maintainer, 880 values) and `tag` (keyword, several
+/// per document: the Debian tags) — built into `shards` shards under `out`.
+pub fn build_with_numbers(dir: &std::path::Path, shards: u32, out: &std::path::Path) {
+    use std::io::{BufRead, Write};
+    let corpus = dir.join("numbers.jsonl");
+    if !corpus.exists() {
+        let input = flate2::read::GzDecoder::new(std::fs::File::open(sample_corpus()).unwrap());
+        let mut w = std::fs::File::create(&corpus).unwrap();
+        for line in std::io::BufReader::new(input).lines() {
+            let mut doc: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let words = doc["body"]
+                .as_str()
+                .unwrap_or("")
+                .split_whitespace()
+                .count();
+            let id = doc["id"].as_str().unwrap().to_string();
+            let day = xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % (24 * 365);
+            doc["words"] = json!(words);
+            doc["released"] = json!(946_684_800 + day * 86_400); // from 2000-01-01
+            doc["rating"] = json!((day % 1000) as f64 / 100.0);
+            doc["offset"] = json!(words as i64 - 50);
+            doc["team"] = doc["maintainer"].clone();
+            let tags: Vec<&str> = doc["tags"]
+                .as_str()
+                .unwrap_or("")
+                .split(", ")
+                .filter(|t| !t.is_empty())
+                .collect();
+            doc["tag"] = json!(tags);
+            writeln!(w, "{doc}").unwrap();
+        }
+    }
+    let mut schema = sample_schema();
+    let extra: scatter_core::ScatterSchema = toml::from_str(
+        r#"
+        default_fields = ["title"]
+        [[fields]]
+        name = "words"
+        type = "u64"
+        fast = true
+        [[fields]]
+        name = "released"
+        type = "date"
+        fast = true
+        [[fields]]
+        name = "rating"
+        type = "f64"
+        fast = true
+        [[fields]]
+        name = "offset"
+        type = "i64"
+        fast = true
+        [[fields]]
+        name = "team"
+        type = "keyword"
+        fast = true
+        [[fields]]
+        name = "tag"
+        type = "keyword"
+        fast = true
+        "#,
+    )
+    .unwrap();
+    schema.fields.extend(extra.fields);
+    scatter_index_tools::build(&scatter_index_tools::BuildOptions {
+        input: corpus,
+        shards,
+        out: out.to_path_buf(),
+        schema,
+        memory_mb: 64,
+        strict: false,
+        force: false,
+        progress: false,
+    })
+    .unwrap();
 }
