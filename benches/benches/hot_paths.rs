@@ -169,6 +169,7 @@ fn serialize(c: &mut Criterion) {
             .collect(),
         profile: None,
         aggregations: None,
+        pit_id: None,
     };
     c.bench_function("serialize a 10-hit response", |b| {
         b.iter(|| serde_json::to_vec(&response).unwrap())

@@ -32,3 +32,14 @@ pub const MAX_AGGS: usize = 32;
 
 /// Largest `size` (and `shard_size`) of a terms aggregation.
 pub const MAX_TERMS_SIZE: usize = 10_000;
+
+/// Most points in time one shard keeps open; opening another is refused until some close
+/// or expire.
+pub const MAX_OPEN_PITS: usize = 1_000;
+
+/// Longest keep-alive of a point in time (each use may extend it by up to this much).
+pub const MAX_PIT_KEEP_ALIVE_MS: u64 = 60 * 60 * 1000;
+
+/// How a leaf's answer starts when a point in time it was asked to read is not open (closed,
+/// expired, or never opened here): the root answers 404 `pit_expired`.
+pub const PIT_EXPIRED: &str = "pit_expired";

@@ -24,6 +24,7 @@ pub mod ids;
 pub mod live;
 pub mod merge;
 pub mod node;
+pub mod pit;
 pub mod repair;
 pub mod server;
 pub mod service;

@@ -247,6 +247,7 @@ fn status_of(r: &mut SearchResponse) -> ShardStatus {
     ShardStatus {
         aggs: std::mem::take(&mut r.aggs),
         terms: std::mem::take(&mut r.terms),
+        pit: r.pit,
         shard: r.shard_id,
         total_hits: r.total_hits,
         total_hits_exact: r.total_hits_exact,

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scatter_proto::v1::{
-    FaultSettings, FetchRequest, FetchResponse, InfoRequest, InfoResponse, IngestRequest,
-    IngestResponse, RepairRequest, RepairResponse, SearchRequest, SearchResponse, ShardStatus,
-    ShardTermStats, SnapshotChunk, SnapshotRequest, SourcesRequest, SourcesResponse,
-    TermDictionaryChunk, TermDictionaryRequest, TermStatsRequest, TermStatsResponse, VersionsChunk,
-    VersionsRequest,
+    ClosePitRequest, ClosePitResponse, FaultSettings, FetchRequest, FetchResponse, InfoRequest,
+    InfoResponse, IngestRequest, IngestResponse, RepairRequest, RepairResponse, SearchRequest,
+    SearchResponse, ShardStatus, ShardTermStats, SnapshotChunk, SnapshotRequest, SourcesRequest,
+    SourcesResponse, TermDictionaryChunk, TermDictionaryRequest, TermStatsRequest,
+    TermStatsResponse, VersionsChunk, VersionsRequest,
 };
 use scatter_proto::Leaf;
 use tokio::sync::mpsc::Sender;
@@ -409,7 +409,7 @@ impl Leaf for LeafService {
             let mut out = TermStatsResponse::default();
             for (id, shard) in targets {
                 let r = shard.ok_or(ShardError::NotServed(id));
-                match r.and_then(|s| s.term_stats_query(&*query)) {
+                match r.and_then(|s| s.term_stats_query(&*query, &req.pits)) {
                     Ok((stats, generation)) => {
                         out.shards.push(ShardTermStats {
                             shard: id,
@@ -547,6 +547,20 @@ impl Leaf for LeafService {
             Ok(Err(e)) => Err(Status::internal(format!("reading sources: {e:#}"))),
             Err(e) => Err(Status::internal(format!("leaf task failed: {e}"))),
         }
+    }
+
+    async fn close_pit(
+        &self,
+        request: Request<ClosePitRequest>,
+    ) -> Result<Response<ClosePitResponse>, Status> {
+        let req = request.into_inner();
+        let mut freed = 0;
+        for (shard, token) in req.pits {
+            if let Ok(live) = self.node.get(Some(shard)) {
+                freed += live.shard().pits().close(token) as u32;
+            }
+        }
+        Ok(Response::new(ClosePitResponse { freed }))
     }
 
     async fn set_faults(

@@ -73,6 +73,7 @@ pub struct Shard {
     id_field: Field,
     parser: ScatterQueryParser,
     ids: IdCache,
+    pits: crate::pit::Pits,
 }
 
 impl Shard {
@@ -110,6 +111,7 @@ impl Shard {
             id_field,
             parser,
             ids: IdCache::new(&meta_id_field),
+            pits: Default::default(),
         })
     }
 
@@ -180,6 +182,24 @@ impl Shard {
     /// The current searcher (cheap: an `Arc` clone of the reader's current searcher).
     pub fn searcher(&self) -> Searcher {
         self.reader.searcher()
+    }
+
+    /// The searcher a call reads: the point in time `pits` names for this shard (its
+    /// keep-alive extended by `keep_alive_ms`), or the current one.
+    pub fn searcher_for(
+        &self,
+        pits: &std::collections::HashMap<u32, u64>,
+        keep_alive_ms: u64,
+    ) -> Result<Searcher, ShardError> {
+        match pits.get(&self.meta.shard) {
+            Some(&token) => self.pits.get(token, keep_alive_ms),
+            None => Ok(self.searcher()),
+        }
+    }
+
+    /// The shard's open points in time.
+    pub fn pits(&self) -> &crate::pit::Pits {
+        &self.pits
     }
 
     /// Identity and state of the shard.
@@ -257,7 +277,12 @@ impl Shard {
     ) -> Result<(SearchResponse, Located), ShardError> {
         let start = std::time::Instant::now();
         let window = check_window(req)?;
-        let searcher = self.searcher();
+        let searcher = self.searcher_for(&req.pits, req.pit_keep_alive_ms)?;
+        let opened = if req.pit_keep_alive_ms > 0 && !req.pits.contains_key(&self.meta.shard) {
+            self.pits.open(searcher.clone(), req.pit_keep_alive_ms)?
+        } else {
+            0
+        };
         let provider = req
             .stats
             .as_ref()
@@ -285,6 +310,7 @@ impl Shard {
         let resp = SearchResponse {
             aggs: aggs.tantivy,
             terms: aggs.terms,
+            pit: opened,
             hits,
             total_hits,
             took_micros: start.elapsed().as_micros() as u64,
@@ -454,7 +480,7 @@ impl Shard {
     /// Stored fields of the documents with these external ids (unknown ids are skipped), and
     /// highlighted snippets of the asked fields, weighted by the request's statistics.
     pub fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse, ShardError> {
-        self.fetch_with(&self.searcher(), req, &[])
+        self.fetch_with(&self.searcher_for(&req.pits, 0)?, req, &[])
     }
 
     /// [`Shard::fetch`] on a given searcher (the one a search ran on, for query-and-fetch),
@@ -636,7 +662,7 @@ impl Shard {
     /// This shard's statistics for the terms of `query` (for the root to sum).
     pub fn term_stats(&self, query: &str) -> Result<TermStatsResponse, ShardError> {
         let query = self.parse(query)?;
-        let (stats, generation) = self.term_stats_query(&*query)?;
+        let (stats, generation) = self.term_stats_query(&*query, &Default::default())?;
         Ok(TermStatsResponse {
             stats: Some(stats),
             generation,
@@ -648,8 +674,9 @@ impl Shard {
     pub fn term_stats_query(
         &self,
         query: &dyn tantivy::query::Query,
+        pits: &std::collections::HashMap<u32, u64>,
     ) -> Result<(scatter_proto::v1::GlobalStats, u64), ShardError> {
-        let searcher = self.searcher();
+        let searcher = self.searcher_for(pits, 0)?;
         Ok((local_stats(&searcher, query)?, generation(&searcher)))
     }
 }

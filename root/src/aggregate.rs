@@ -13,7 +13,7 @@ use crate::aggs::AggsPlan;
 use crate::api::ShardFailure;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{scatter_preferring, Hedging};
+use crate::fanout::{scatter_with, Hedging};
 use crate::root::{split_search, Search};
 use crate::terms_agg::ExactTerms;
 
@@ -63,7 +63,8 @@ pub struct RoundContext<'a> {
     pub hedging: &'a Hedging,
     /// The search.
     pub search: &'a Search,
-    /// The replica that answered each shard's search: later rounds read the same one.
+    /// The replica that answered each shard's search: later rounds read the same one
+    /// (only it, under a point in time).
     pub prefer: Vec<(usize, String)>,
 }
 
@@ -167,13 +168,15 @@ async fn later_round(
             tantivy_json: String::new(),
             terms: round.iter().map(|(_, spec)| spec.clone()).collect(),
         }),
+        pits: search.pit_tokens(),
         ..Default::default()
     };
     let deadline = search.deadline.max(Instant::now());
-    let outcomes = scatter_preferring(
+    let outcomes = scatter_with(
         ctx.cluster,
         shards,
         &ctx.prefer,
+        search.pit.is_some(),
         deadline,
         ctx.hedging,
         |node, shards, budget| {

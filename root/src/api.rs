@@ -59,6 +59,11 @@ pub struct SearchParams {
     /// text); `aggregations` is accepted as an alias.
     #[serde(alias = "aggregations")]
     pub aggs: Option<AggsParam>,
+    /// Keep-alive of a point in time (`30s`, `1m`, at most `1h`): without `pit_id`, opens
+    /// one (the answer carries its `pit_id`); with it, keeps it open that much longer.
+    pub pit: Option<String>,
+    /// A point in time to read: every page sees the documents it saw when opened.
+    pub pit_id: Option<String>,
 }
 
 /// `aggs` as given: a JSON object (POST) or its JSON text (GET).
@@ -188,6 +193,9 @@ pub struct SearchResponse {
     /// The aggregations asked (`aggs`), by name, Elasticsearch-shaped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregations: Option<serde_json::Map<String, Value>>,
+    /// The point in time the search read (`pit`, `pit_id`): pass it to the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pit_id: Option<String>,
 }
 
 /// Per-shard calls of both phases.

@@ -182,6 +182,7 @@ mod tests {
             hits: vec![],
             profile: None,
             aggregations: None,
+            pit_id: None,
         }
     }
 

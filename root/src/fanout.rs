@@ -187,15 +187,54 @@ where
     F: Fn(&LeafNode, &[usize], Duration) -> Fut,
     Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
 {
+    scatter_with(cluster, shards, prefer, false, deadline, hedging, call).await
+}
+
+/// [`scatter`] to exactly the replica `pins` names for each shard: no failover, no hedge
+/// (a point in time lives on one replica; another cannot answer for it). A shard without a
+/// pin, or whose pinned replica is not in the cluster, fails.
+pub async fn scatter_pinned<'f, T: Send + 'f, F, Fut>(
+    cluster: &Cluster,
+    shards: &[usize],
+    pins: &[(usize, String)],
+    deadline: Instant,
+    hedging: &Hedging,
+    call: F,
+) -> Vec<ShardOutcome<T>>
+where
+    F: Fn(&LeafNode, &[usize], Duration) -> Fut,
+    Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
+{
+    scatter_with(cluster, shards, pins, true, deadline, hedging, call).await
+}
+
+/// The scatter itself: `prefer` first for each shard, and only it when `only` (see
+/// [`scatter_preferring`] and [`scatter_pinned`]).
+pub async fn scatter_with<'f, T: Send + 'f, F, Fut>(
+    cluster: &Cluster,
+    shards: &[usize],
+    prefer: &[(usize, String)],
+    only: bool,
+    deadline: Instant,
+    hedging: &Hedging,
+    call: F,
+) -> Vec<ShardOutcome<T>>
+where
+    F: Fn(&LeafNode, &[usize], Duration) -> Fut,
+    Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
+{
     let start = Instant::now();
     let mut run = Run::new(cluster, shards, hedging, deadline);
     for slot in run.slots.iter_mut() {
         let shard = slot.profile.shard;
-        if let Some((_, addr)) = prefer.iter().find(|(s, _)| *s == shard) {
-            if let Some(i) = slot.order.iter().position(|r| &r.addr == addr) {
-                let preferred = slot.order.remove(i);
-                slot.order.insert(0, preferred);
-            }
+        let wanted = prefer.iter().find(|(s, _)| *s == shard);
+        let found = wanted.and_then(|(_, addr)| slot.order.iter().position(|r| &r.addr == addr));
+        if let Some(i) = found {
+            let preferred = slot.order.remove(i);
+            slot.order.insert(0, preferred);
+        }
+        if only {
+            slot.order.truncate(found.map_or(0, |_| 1));
         }
     }
     let mut in_flight: FuturesUnordered<Abortable<CallFuture<'f, T>>> = FuturesUnordered::new();

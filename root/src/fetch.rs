@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::api::ShardFailure;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{scatter_preferring, Hedging, ShardError, ShardParts, ShardProfile};
+use crate::fanout::{scatter_with, Hedging, ShardError, ShardParts, ShardProfile};
 use crate::merge::ShardHit;
 
 /// Stored fields (raw JSON object), snippets and score explanation of one document.
@@ -37,6 +37,8 @@ pub struct FetchOptions<'a> {
     pub stats: Option<GlobalStats>,
     /// Fields to make snippets of.
     pub snippet_fields: &'a [String],
+    /// The point in time read: documents from its searchers, on its replicas only.
+    pub pit: Option<&'a crate::pit::PitId>,
 }
 
 /// Stored fields found for the page, and the shards whose fetch failed.
@@ -119,10 +121,12 @@ pub async fn fetch_page(
         return Ok(fetched);
     }
     let shards: Vec<usize> = by_shard.keys().copied().collect();
-    let outcomes = scatter_preferring(
+    let pits = options.pit.map(|p| p.tokens()).unwrap_or_default();
+    let outcomes = scatter_with(
         cluster,
         &shards,
         prefer,
+        options.pit.is_some(),
         deadline,
         hedging,
         |node, shards, budget| {
@@ -144,6 +148,7 @@ pub async fn fetch_page(
                 snippet_pre_tag,
                 snippet_post_tag,
                 explain: options.explain,
+                pits: pits.clone(),
             });
             req.set_timeout(budget);
             async move { Ok(split_fetch(client.fetch(req).await?.into_inner())) }
@@ -163,6 +168,9 @@ pub async fn fetch_page(
                     let (id, doc) = convert(doc);
                     fetched.docs.insert((outcome.shard, id), doc);
                 }
+            }
+            Err(ShardError::Rejected(reason)) if crate::pit::is_expired(&reason) => {
+                return Err(crate::pit::expired(reason))
             }
             Err(ShardError::Rejected(reason)) => return Err(ApiError::bad_param(reason)),
             Err(err) => {

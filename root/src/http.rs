@@ -44,6 +44,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/search", get(search_get).post(search_post))
+        .route("/pit", axum::routing::delete(pit_delete))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/cluster", get(cluster_state))
@@ -103,6 +104,40 @@ async fn search_post(
         }
         Err(e) => ApiError::new(StatusCode::BAD_REQUEST, "json_parse_error", e.body_text())
             .into_response(),
+    }
+}
+
+/// The body of `DELETE /pit`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PitDelete {
+    /// The point in time to close (`id` accepted as an alias).
+    #[serde(alias = "id")]
+    pit_id: String,
+}
+
+/// Closes a point in time: `{"succeeded": true, "num_freed": N}` (N shards' searchers
+/// released), or 404 `pit_expired` when no part of it was open.
+async fn pit_delete(
+    State(state): State<AppState>,
+    body: Result<Json<PitDelete>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "json_parse_error", e.body_text())
+                .into_response()
+        }
+    };
+    let pit = match crate::pit::PitId::decode(&body.pit_id) {
+        Ok(p) => p,
+        Err(e) => return ApiError::bad_param(e).into_response(),
+    };
+    match crate::pit::close(&state.root.cluster, &pit).await {
+        Ok(0) => crate::pit::expired("no part of this point in time is open (expired or closed)")
+            .into_response(),
+        Ok(freed) => Json(json!({"succeeded": true, "num_freed": freed})).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -299,6 +334,20 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             });
         }
     }
+    let pit = match (p.pit.as_deref(), p.pit_id.as_deref()) {
+        (None, None) => None,
+        (keep_alive, id) => Some(crate::pit::PitUse {
+            keep_alive_ms: keep_alive
+                .map(crate::pit::parse_keep_alive)
+                .transpose()
+                .map_err(ApiError::bad_param)?
+                .map_or(0, |d| d.as_millis() as u64),
+            id: id
+                .map(crate::pit::PitId::decode)
+                .transpose()
+                .map_err(ApiError::bad_param)?,
+        }),
+    };
     let filters = p.filter.map(|f| f.0).unwrap_or_default();
     if filters.len() > scatter_core::query::MAX_FILTERS {
         return Err(ApiError::bad_param(format!(
@@ -342,6 +391,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             Some(TrackTotalHitsParam::Number(n)) => TrackTotalHits::UpTo(n as u64),
         },
         aggs: p.aggs.map(|a| a.0),
+        pit,
     })
 }
 

@@ -42,6 +42,7 @@ pub mod http;
 pub mod ingest;
 pub mod leaf_node;
 pub mod merge;
+pub mod pit;
 pub mod prober;
 pub mod repair;
 pub mod replica;

@@ -16,7 +16,7 @@ use crate::api::{Hit, Phases, Profile, SearchResponse, ShardFailure, ShardsRepor
 use crate::cache::{CacheKey, ResultCache};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{scatter, Hedging, ShardError, ShardOutcome, ShardParts, ShardProfile};
+use crate::fanout::{Hedging, ShardError, ShardOutcome, ShardParts, ShardProfile};
 use scatter_core::query::QueryMode;
 
 use crate::fetch::{fetch_page, FetchOptions, Fetched};
@@ -69,6 +69,20 @@ pub struct Search {
     pub track_total_hits: TrackTotalHits,
     /// Aggregations asked (`aggs`), checked against the schema when the search runs.
     pub aggs: Option<serde_json::Value>,
+    /// The point in time read or opened (`pit`, `pit_id`).
+    pub pit: Option<crate::pit::PitUse>,
+}
+
+impl Search {
+    /// The point in time this search reads, once opened.
+    pub fn pit_id(&self) -> Option<&crate::pit::PitId> {
+        self.pit.as_ref()?.id.as_ref()
+    }
+
+    /// The point in time's tokens by shard (empty without one).
+    pub fn pit_tokens(&self) -> std::collections::HashMap<u32, u64> {
+        self.pit_id().map(|p| p.tokens()).unwrap_or_default()
+    }
 }
 
 /// How snippets are made.
@@ -222,7 +236,7 @@ impl Root {
     /// Runs one search, from the result cache when it holds a valid answer.
     pub async fn search(&self, search: Search) -> Result<SearchResponse, ApiError> {
         let start = Instant::now();
-        if search.profile {
+        if search.profile || search.pit.is_some() {
             return self.search_uncached(search).await;
         }
         let key = CacheKey {
@@ -259,7 +273,7 @@ impl Root {
 
     /// Runs one search on the cluster: statistics, search (with the documents under
     /// query-and-fetch), merge, fetch of what is missing, response.
-    pub async fn search_uncached(&self, search: Search) -> Result<SearchResponse, ApiError> {
+    pub async fn search_uncached(&self, mut search: Search) -> Result<SearchResponse, ApiError> {
         let start = Instant::now();
         let schema = self.cluster.schema(search.deadline).await.ok_or_else(|| {
             ApiError::unavailable("no replica has answered yet, so the cluster schema is unknown")
@@ -298,6 +312,24 @@ impl Root {
             ..Phases::default()
         };
         let phase_deadline = search_phase_deadline(start, search.deadline);
+        if let Some(pit) = search.pit_id() {
+            let mut shards: Vec<usize> = pit.entries.iter().map(|e| e.shard).collect();
+            shards.sort_unstable();
+            if shards != (0..self.cluster.shards.len()).collect::<Vec<_>>() {
+                return Err(ApiError::bad_param(
+                    "pit_id does not name one replica of every shard of this cluster",
+                ));
+            }
+        }
+        if let Some(pit) = search.pit.as_mut().filter(|p| p.id.is_none()) {
+            let opened = crate::pit::open(
+                &self.cluster,
+                &self.hedging,
+                pit.keep_alive_ms,
+                phase_deadline,
+            );
+            pit.id = Some(opened.await?);
+        }
         let mark = Instant::now();
         let stats = match search.scoring {
             Scoring::Local => None,
@@ -325,7 +357,10 @@ impl Root {
             cluster: &self.cluster,
             hedging: &self.hedging,
             search: &search,
-            prefer: gathered.answered_by(),
+            prefer: match search.pit_id() {
+                Some(pit) => pit.pins(),
+                None => gathered.answered_by(),
+            },
         };
         // The page's documents and the aggregations' later rounds, at the same time.
         let (fetched, aggregated) = tokio::join!(
@@ -379,6 +414,7 @@ impl Root {
         });
         let mut response = self.respond(start, &search, gathered, hits)?;
         response.profile = profile;
+        response.pit_id = search.pit_id().map(|p| p.encode());
         response.aggregations = aggregated.map(|a| a.results);
         Ok(response)
     }
@@ -401,6 +437,7 @@ impl Root {
             crate::stats::QueryText {
                 text: &search.query,
                 lenient: search.lenient,
+                pit: search.pit_id(),
             },
             terms,
             stats_deadline,
@@ -449,12 +486,17 @@ impl Root {
             search_after_json: search.search_after.clone().unwrap_or_default(),
             shards: Vec::new(),
             aggs: plan.map(crate::aggregate::first_round),
+            pits: search.pit_tokens(),
+            pit_keep_alive_ms: search.pit.as_ref().map_or(0, |p| p.keep_alive_ms),
         };
         let all: Vec<usize> = (0..self.cluster.shards.len()).collect();
         let sent = Instant::now();
-        let outcomes = scatter(
+        let pins = search.pit_id().map(|p| p.pins()).unwrap_or_default();
+        let outcomes = crate::fanout::scatter_with(
             &self.cluster,
             &all,
+            &pins,
+            search.pit.is_some(),
             phase_deadline,
             &self.hedging,
             |node, shards, budget| {
@@ -487,6 +529,7 @@ impl Root {
             explain: search.explain,
             stats,
             snippet_fields: &search.snippet_fields,
+            pit: search.pit_id(),
         };
         let mut brought = Vec::new();
         let mut missing = Vec::new();
@@ -500,7 +543,10 @@ impl Root {
                 None => missing.push(hit.clone()),
             }
         }
-        let prefer = gathered.answered_by();
+        let prefer = match search.pit_id() {
+            Some(pit) => pit.pins(),
+            None => gathered.answered_by(),
+        };
         let fetch_sent = Instant::now();
         let mut fetched = fetch_page(
             &self.cluster,
@@ -600,8 +646,18 @@ impl Root {
                             .collect(),
                     );
                 }
+                Err(ShardError::Rejected(reason)) if crate::pit::is_expired(&reason) => {
+                    return Err(crate::pit::expired(reason))
+                }
                 Err(ShardError::Rejected(reason)) => return Err(ApiError::query_parse(reason)),
                 Err(err) => {
+                    if let Some(f) = outcome
+                        .attempts_failed
+                        .iter()
+                        .find(|f| crate::pit::is_expired(&f.reason))
+                    {
+                        return Err(crate::pit::expired(f.reason.clone()));
+                    }
                     g.timed_out |= err == ShardError::TimedOut;
                     g.failed_shards.push(outcome.shard);
                     g.failures.extend(outcome.attempts_failed);
@@ -661,6 +717,7 @@ impl Root {
             hits,
             profile: None,
             aggregations: None,
+            pit_id: None,
         })
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use scatter_proto::v1::{FieldTokens, GlobalStats, TermFreq, TermStatsRequest};
 
 use crate::cluster::Cluster;
-use crate::fanout::{scatter, Hedging};
+use crate::fanout::{scatter_with, Hedging};
 use crate::stats_table::StatsTable;
 
 /// Most cached terms; past it the cache starts over.
@@ -179,6 +179,8 @@ pub struct QueryText<'a> {
     pub text: &'a str,
     /// Read leniently.
     pub lenient: bool,
+    /// The point in time read (statistics of its searchers, never cached).
+    pub pit: Option<&'a crate::pit::PitId>,
 }
 
 /// Where global statistics came from.
@@ -216,17 +218,25 @@ pub async fn global_stats(
     terms: &Terms,
     deadline: Instant,
 ) -> (Option<GlobalStats>, StatsSource) {
-    if let Some(stats) = table.lookup(cluster, terms) {
-        return (Some(stats), StatsSource::Table);
+    if query.pit.is_none() {
+        if let Some(stats) = table.lookup(cluster, terms) {
+            return (Some(stats), StatsSource::Table);
+        }
     }
     let generations = cluster.generations();
-    if let Some(stats) = cache.lookup(terms, &generations) {
-        return (Some(stats), StatsSource::Cache);
+    if query.pit.is_none() {
+        if let Some(stats) = cache.lookup(terms, &generations) {
+            return (Some(stats), StatsSource::Cache);
+        }
     }
     let all: Vec<usize> = (0..cluster.shards.len()).collect();
-    let outcomes = scatter(
+    let pins = query.pit.map(|p| p.pins()).unwrap_or_default();
+    let pits = query.pit.map(|p| p.tokens()).unwrap_or_default();
+    let outcomes = scatter_with(
         cluster,
         &all,
+        &pins,
+        query.pit.is_some(),
         deadline,
         hedging,
         |node, shards, budget: Duration| {
@@ -235,6 +245,7 @@ pub async fn global_stats(
                 query: query.text.to_string(),
                 lenient: query.lenient,
                 shards: shards.iter().map(|&s| s as u32).collect(),
+                pits: pits.clone(),
             });
             req.set_timeout(budget);
             async move {
@@ -268,7 +279,7 @@ pub async fn global_stats(
     }
     let parts: Vec<&GlobalStats> = answers.iter().filter_map(|a| a.stats.as_ref()).collect();
     let stats = sum(parts.iter().copied());
-    if answers.len() == cluster.shards.len() {
+    if answers.len() == cluster.shards.len() && query.pit.is_none() {
         cache.store(&stats, &generations);
     }
     (Some(stats), StatsSource::Leaves)
