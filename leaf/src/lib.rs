@@ -18,6 +18,7 @@
 
 pub mod aggs;
 pub mod commit;
+pub mod counting;
 pub mod dictionary;
 pub mod faults;
 pub mod ids;

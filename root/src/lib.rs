@@ -50,6 +50,7 @@ pub mod replica_check;
 pub mod request_id;
 pub mod retry;
 pub mod root;
+pub mod search;
 pub mod shard_write;
 pub mod stats;
 pub mod stats_table;

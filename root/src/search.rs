@@ -1,0 +1,175 @@
+//! A search as the root runs it: the validated request ([`Search`] and its options), how a
+//! node's answer splits by shard, and the checks and counts that do not need the cluster.
+
+use std::time::Instant;
+
+use scatter_proto::v1::{FetchedDoc, ScoredHit, SearchResponse as LeafResponse, ShardStatus};
+
+use crate::error::ApiError;
+use crate::fanout::ShardParts;
+
+/// How scores are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    /// BM25 with cluster-wide statistics: the same scores as one index (default).
+    Global,
+    /// BM25 with each shard's own statistics: one round trip less, scores depend on layout.
+    Local,
+}
+
+/// A validated search request.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// Query text.
+    pub query: String,
+    /// Read the text leniently (`query_mode=lenient`).
+    pub lenient: bool,
+    /// Filter clauses (restrict matches, never change scores).
+    pub filters: Vec<String>,
+    /// Page size.
+    pub size: usize,
+    /// Page offset.
+    pub from: usize,
+    /// When the answer is due.
+    pub deadline: Instant,
+    /// Answer with the shards that responded when some did not.
+    pub allow_partial: bool,
+    /// Global or local statistics.
+    pub scoring: Scoring,
+    /// Fields to return highlighted snippets of.
+    pub snippet_fields: Vec<String>,
+    /// Snippet length and highlight tags.
+    pub snippet: SnippetOptions,
+    /// Explain each hit's score.
+    pub explain: bool,
+    /// Sort keys (empty: by score).
+    pub sort: Vec<scatter_proto::v1::SortField>,
+    /// Only hits after this one (its `sort` array as JSON).
+    pub search_after: Option<String>,
+    /// Report what happened at each shard.
+    pub profile: bool,
+    /// How matches are counted.
+    pub track_total_hits: TrackTotalHits,
+    /// Aggregations asked (`aggs`), checked against the schema when the search runs.
+    pub aggs: Option<serde_json::Value>,
+    /// The point in time read or opened (`pit`, `pit_id`).
+    pub pit: Option<crate::pit::PitUse>,
+}
+
+impl Search {
+    /// The point in time this search reads, once opened.
+    pub fn pit_id(&self) -> Option<&crate::pit::PitId> {
+        self.pit.as_ref()?.id.as_ref()
+    }
+
+    /// The point in time's tokens by shard (empty without one).
+    pub fn pit_tokens(&self) -> std::collections::HashMap<u32, u64> {
+        self.pit_id().map(|p| p.tokens()).unwrap_or_default()
+    }
+}
+
+/// How snippets are made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SnippetOptions {
+    /// Longest snippet in characters (0: the leaves' default, 150).
+    pub max_chars: u32,
+    /// Text before and after each match (None: `<b>`, `</b>`).
+    pub tags: Option<(String, String)>,
+}
+
+impl SnippetOptions {
+    /// The tags as leaf requests carry them (empty: the leaves' `<b>`, `</b>`).
+    pub fn wire_tags(&self) -> (String, String) {
+        self.tags.clone().unwrap_or_default()
+    }
+}
+
+/// How a search counts its matches (`track_total_hits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackTotalHits {
+    /// Every match (`true`).
+    All,
+    /// Exactly up to N, then `gte` (a number).
+    UpTo(u64),
+    /// Not at all: a lower bound (`false`).
+    None,
+}
+
+/// One shard's part of a node's search answer.
+#[derive(Debug, Default)]
+pub struct ShardSearch {
+    /// Its hits that made the node's cut, by (score desc, id asc).
+    pub hits: Vec<ScoredHit>,
+    /// Its counts, generation and time.
+    pub status: ShardStatus,
+    /// With query-and-fetch: its hits' documents.
+    pub docs: Vec<FetchedDoc>,
+}
+
+/// Splits a node's search answer by shard (a shard that failed inside the node gets its
+/// error; the fan-out sends it to another replica).
+pub fn split_search(resp: LeafResponse) -> ShardParts<ShardSearch> {
+    let mut parts: Vec<(usize, Result<ShardSearch, String>)> = resp
+        .shards
+        .into_iter()
+        .map(|status| {
+            let shard = status.shard as usize;
+            if status.error.is_empty() {
+                let part = ShardSearch {
+                    status,
+                    ..Default::default()
+                };
+                (shard, Ok(part))
+            } else {
+                (shard, Err(status.error))
+            }
+        })
+        .collect();
+    fn slot(
+        parts: &mut [(usize, Result<ShardSearch, String>)],
+        shard: u32,
+    ) -> Option<&mut ShardSearch> {
+        let i = parts.iter().position(|(s, _)| *s == shard as usize)?;
+        parts[i].1.as_mut().ok()
+    }
+    for hit in resp.hits {
+        if let Some(p) = slot(&mut parts, hit.shard) {
+            p.hits.push(hit);
+        }
+    }
+    for doc in resp.docs {
+        if let Some(p) = slot(&mut parts, doc.shard) {
+            p.docs.push(doc);
+        }
+    }
+    parts
+}
+
+/// The reported hit count and its relation: with `track_total_hits=N`, exact (`eq`) up to
+/// N, else N with `gte`, as one index counting up to N would report whatever the layout.
+pub fn total_of(track: TrackTotalHits, sum: u64, exact: bool) -> (u64, &'static str) {
+    match track {
+        TrackTotalHits::All => (sum, "eq"),
+        TrackTotalHits::None => (sum, "gte"),
+        TrackTotalHits::UpTo(n) if exact && sum <= n => (sum, "eq"),
+        TrackTotalHits::UpTo(n) => (n, "gte"),
+    }
+}
+
+/// Snippets are made of stored text fields only: refused before any fan-out.
+pub fn check_snippet_fields(
+    schema: &scatter_core::ScatterSchema,
+    fields: &[String],
+) -> Result<(), ApiError> {
+    for name in fields {
+        match schema.field(name) {
+            Some(f) if f.kind == scatter_core::FieldKind::Text && f.stored && f.indexed => {}
+            _ => {
+                return Err(ApiError::bad_param(format!(
+                    "snippet field {name:?} is not a stored, indexed text field"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
