@@ -200,6 +200,14 @@ struct RootArgs {
     /// and Retry-After (memory stays bounded under write overload).
     #[arg(long, env = "SCATTER_ROOT_MAX_INGEST_MB", default_value_t = 512)]
     max_ingest_mb: usize,
+    /// API keys: one per line with its scopes (`KEY search,write,admin`); requests carry
+    /// `Authorization: Bearer KEY`. Without it every endpoint is open (a warning is logged).
+    #[arg(long, env = "SCATTER_ROOT_API_KEY_FILE")]
+    api_key_file: Option<PathBuf>,
+    /// Most searches in flight at once; one more is refused at once with 429 and
+    /// Retry-After (load shedding: admitted searches keep their latency under overload).
+    #[arg(long, env = "SCATTER_ROOT_MAX_CONCURRENT_SEARCHES", default_value_t = scatter_root::config::DEFAULT_MAX_CONCURRENT_SEARCHES)]
+    max_concurrent_searches: usize,
     /// Query-and-fetch (one round trip less) when (from + size) × shards is at most this;
     /// 0: always fetch the final page in a separate phase.
     #[arg(long, env = "SCATTER_ROOT_FUSE_FETCH_MAX_DOCS", default_value_t = 100)]
@@ -520,6 +528,14 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.max_bulk_bytes = args.max_bulk_mb.max(1) << 20;
     config.max_ingest_bytes = args.max_ingest_mb.max(1) << 20;
     config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
+    config.max_concurrent_searches = args.max_concurrent_searches.max(1);
+    match &args.api_key_file {
+        Some(path) => config.api_keys = Some(scatter_root::auth::ApiKeys::load(path)?),
+        None => tracing::warn!(
+            "no --api-key-file: the HTTP API is open to anyone who can reach {}",
+            args.listen
+        ),
+    }
     config.stats_table_max_terms = args.stats_table_max_terms;
     config.stats_table_min_interval = Duration::from_millis(args.stats_table_refresh_ms);
     config.hedge = scatter_root::hedge::HedgeConfig {

@@ -94,8 +94,12 @@ pub async fn run(target: Arc<dyn Target>, spec: &LoadSpec) -> anyhow::Result<Run
             None
         }
     };
-    let (histogram, tally) = collector.await.expect("collector task");
+    let (histogram, tally, split) = collector.await.expect("collector task");
     let mut report = RunReport::new(&target.label(), spec, &histogram, tally);
+    if !split.shed.is_empty() {
+        report.answered_latency = Some(crate::report::Percentiles::of(&split.answered));
+        report.shed_latency = Some(crate::report::Percentiles::of(&split.shed));
+    }
     report.send_lag = send_lag.map(|h| crate::report::Percentiles::of(&h));
     if let Some(task) = cpu {
         report.server_cpu_s = task.await.ok().flatten();
@@ -186,18 +190,37 @@ async fn closed_loop(
     futures::future::join_all(workers).await;
 }
 
+/// Latencies of answered requests and of those refused by load shedding (429), apart.
+struct Split {
+    answered: Histogram<u64>,
+    shed: Histogram<u64>,
+}
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds")
+}
+
 async fn collect(
     mut rx: mpsc::UnboundedReceiver<Sample>,
     progress: bool,
     start: Instant,
-) -> (Histogram<u64>, Tally) {
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+) -> (Histogram<u64>, Tally, Split) {
+    let mut histogram = latency_histogram();
+    let mut split = Split {
+        answered: latency_histogram(),
+        shed: latency_histogram(),
+    };
     let mut tally = Tally::default();
     let tty = progress && std::io::stderr().is_terminal();
     let mut last = Instant::now();
     while let Some((latency, outcome)) = rx.recv().await {
         let micros = (latency.as_micros() as u64).max(1);
         histogram.saturating_record(micros);
+        match &outcome {
+            Outcome::Ok { .. } => split.answered.saturating_record(micros),
+            Outcome::Error(kind) if kind == "http_429" => split.shed.saturating_record(micros),
+            Outcome::Error(_) => {}
+        }
         tally.record(&outcome);
         if progress && last.elapsed() >= Duration::from_secs(if tty { 1 } else { 5 }) {
             last = Instant::now();
@@ -219,5 +242,5 @@ async fn collect(
     if tty {
         eprintln!();
     }
-    (histogram, tally)
+    (histogram, tally, split)
 }

@@ -110,6 +110,12 @@ pub struct RunReport {
     /// CPU seconds the servers used during the measured time (every process read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_s: Option<f64>,
+    /// When some requests were refused by load shedding (429): the answered ones' latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_latency: Option<Percentiles>,
+    /// ... and the refused ones' (how fast "not now" came back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shed_latency: Option<Percentiles>,
 }
 
 impl RunReport {
@@ -156,6 +162,8 @@ impl RunReport {
             distribution,
             send_lag: None,
             server_cpu_s: None,
+            answered_latency: None,
+            shed_latency: None,
         }
     }
 
@@ -190,7 +198,22 @@ impl fmt::Display for RunReport {
             self.outcomes.partial,
             self.cpu_us_per_request()
                 .map_or("-".to_string(), |c| format!("{c:.1}")),
-        )
+        )?;
+        if let (Some(a), Some(s)) = (&self.answered_latency, &self.shed_latency) {
+            let shed = self.outcomes.errors.get("http_429").copied().unwrap_or(0);
+            write!(
+                f,
+                "\n       answered {}: p50 {} p99 {} max {} ms; shed (429) {shed}: p50 {} p99 {} max {} ms",
+                self.outcomes.ok,
+                ms(a.p50_us),
+                ms(a.p99_us),
+                ms(a.max_us),
+                ms(s.p50_us),
+                ms(s.p99_us),
+                ms(s.max_us),
+            )?;
+        }
+        Ok(())
     }
 }
 

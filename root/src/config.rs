@@ -38,7 +38,15 @@ pub struct RootConfig {
     pub stats_table_max_terms: u64,
     /// Fewest time between two dictionary downloads for one shard.
     pub stats_table_min_interval: Duration,
+    /// Most searches in flight at once; beyond, a search is refused at once with 429
+    /// `too_many_requests` and `Retry-After` (load shedding).
+    pub max_concurrent_searches: usize,
+    /// API keys (`--api-key-file`); `None`: every endpoint is open.
+    pub api_keys: Option<crate::auth::ApiKeys>,
 }
+
+/// Default of [`RootConfig::max_concurrent_searches`].
+pub const DEFAULT_MAX_CONCURRENT_SEARCHES: usize = 64;
 
 impl RootConfig {
     /// A configuration with defaults for everything but the layout. Replica addresses are
@@ -62,6 +70,8 @@ impl RootConfig {
             fuse_fetch_max_docs: crate::root::DEFAULT_FUSE_FETCH_MAX_DOCS,
             stats_table_max_terms: crate::stats_table::DEFAULT_MAX_TERMS,
             stats_table_min_interval: crate::stats_table::MIN_INTERVAL,
+            max_concurrent_searches: DEFAULT_MAX_CONCURRENT_SEARCHES,
+            api_keys: None,
         }
     }
 

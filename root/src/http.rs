@@ -42,8 +42,19 @@ pub struct AppState {
 
 /// The API router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/search", get(search_get).post(search_post))
+    // Load shedding: at most `max_concurrent_searches` searches run; one more is refused at
+    // once (429 + Retry-After) instead of queueing without bound.
+    let shed = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            |_: tower::BoxError| async { overloaded() },
+        ))
+        .layer(tower::load_shed::LoadShedLayer::new())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            state.config.max_concurrent_searches.max(1),
+        ));
+    let keys = state.config.api_keys.clone().map(Arc::new);
+    let router = Router::new()
+        .route("/search", get(search_get).post(search_post).layer(shed))
         .route("/pit", axum::routing::delete(pit_delete))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -58,9 +69,33 @@ pub fn router(state: AppState) -> Router {
         .route("/documents/{id}", get(document_get).delete(document_delete))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-        })
+        });
+    let router = match keys {
+        Some(keys) => router.layer(axum::middleware::from_fn_with_state(
+            keys,
+            crate::auth::middleware,
+        )),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn(crate::request_id::middleware))
         .with_state(state)
+}
+
+/// The answer to a search refused by load shedding.
+fn overloaded() -> Response {
+    metrics::counter!("scatter_root_search_shed_total").increment(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "the root is running as many searches as it may (--max-concurrent-searches): retry \
+         after a moment",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+    response
 }
 
 async fn search_get(

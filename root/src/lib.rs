@@ -28,6 +28,7 @@
 pub mod aggregate;
 pub mod aggs;
 pub mod api;
+pub mod auth;
 pub mod balance;
 pub mod cache;
 pub mod clock;

@@ -1,0 +1,91 @@
+//! Load shedding at the root: beyond `--max-concurrent-searches` a search is refused at once
+//! with 429 `too_many_requests` and `Retry-After` — never a 5xx, the root's memory stays
+//! bounded under a flood of slow searches, and it serves normally as soon as the flood ends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{build, sample_corpus, Cluster};
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_searches_is_shed_with_429_and_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 2, dir.path());
+    // Every leaf call takes 100 ms: searches pile up at the root.
+    let c = Cluster::start_with(
+        dir.path(),
+        1,
+        &["--max-concurrent-searches", "4", "--result-cache-mb", "0"],
+        |_, _| {
+            ["--fault-delay-ms", "100", "--fault-delay-rate", "1"]
+                .map(String::from)
+                .to_vec()
+        },
+    )
+    .await;
+    let before = rss_kib(c.root.pid());
+    let flood: Vec<_> = (0..400)
+        .map(|i| {
+            let (http, url) = (c.http.clone(), c.url("/search"));
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let r = http
+                    .get(url)
+                    .query(&[("q", format!("web server {i}"))])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let retry_after = r.headers().get("retry-after").cloned();
+                let body: serde_json::Value = r.json().await.unwrap();
+                (status, retry_after, body, started.elapsed())
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut shed = Vec::new();
+    for task in flood {
+        let (status, retry_after, body, took) = task.await.unwrap();
+        match status {
+            200 => ok += 1,
+            429 => {
+                assert_eq!(body["error"]["type"], "too_many_requests", "{body}");
+                assert!(retry_after.is_some(), "429 carries Retry-After");
+                shed.push(took);
+            }
+            other => panic!("status {other}: {body}"),
+        }
+    }
+    let after = rss_kib(c.root.pid());
+    assert!(ok >= 4, "admitted searches are answered: {ok}");
+    assert!(
+        shed.len() >= 300,
+        "most of the flood is shed: {}",
+        shed.len()
+    );
+    // Refused without waiting for a slot (a search takes ≥ 100 ms here).
+    shed.sort();
+    assert!(
+        shed[shed.len() / 2] < Duration::from_millis(100),
+        "{:?}",
+        shed[shed.len() / 2]
+    );
+    assert!(
+        after < before + 64 * 1024,
+        "root memory {before} → {after} KiB under the flood"
+    );
+    // The flood is over: searches are admitted again at once.
+    let (status, body) = c.search(&[("q", "web server")]).await;
+    assert_eq!(status, 200, "{body}");
+}
