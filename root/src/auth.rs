@@ -134,7 +134,7 @@ pub fn scope_for(method: &Method, path: &str) -> Option<Scope> {
     match path {
         "/healthz" | "/readyz" | "/" | "/openapi.json" => None,
         p if p.starts_with("/ui/") => None,
-        "/search" | "/pit" => Some(Scope::Search),
+        "/search" | "/pit" | "/schema" => Some(Scope::Search),
         "/documents" => Some(Scope::Write),
         p if p.starts_with("/documents/") => Some(if method == Method::GET {
             Scope::Search

@@ -56,6 +56,8 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/search", get(search_get).post(search_post).layer(shed))
         .route("/pit", axum::routing::delete(pit_delete))
+        .route("/", get(crate::ui::index))
+        .route("/schema", get(schema_get))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/cluster", get(cluster_state))
@@ -138,6 +140,17 @@ async fn search_post(
             ApiError::bad_param(e.body_text()).into_response()
         }
         Err(e) => ApiError::new(StatusCode::BAD_REQUEST, "json_parse_error", e.body_text())
+            .into_response(),
+    }
+}
+
+/// `GET /schema`: the cluster's schema (fields, their kinds and options), as the leaves
+/// report it.
+async fn schema_get(State(state): State<AppState>) -> Response {
+    let deadline = Instant::now() + state.config.default_timeout;
+    match state.root.cluster.schema(deadline).await {
+        Some(s) => Json(&s.schema).into_response(),
+        None => ApiError::unavailable("no replica has answered yet, so the schema is unknown")
             .into_response(),
     }
 }
