@@ -49,6 +49,10 @@ struct LeafArgs {
     /// TOML file of settings (keys: these flags' long names); flags and env vars win.
     #[arg(long, env = "SCATTER_CONFIG")]
     config: Option<PathBuf>,
+    /// File holding the cluster's shared secret (≥ 16 characters): calls to leaves carry it,
+    /// and a leaf given one refuses every call without it. See docs/operations.md.
+    #[arg(long, env = "SCATTER_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// Shard directory (DIR/shard-K of `scatter index build`); repeat it to serve several
     /// shards from one node (env: comma-separated).
     #[arg(
@@ -200,6 +204,16 @@ struct RootArgs {
     /// and Retry-After (memory stays bounded under write overload).
     #[arg(long, env = "SCATTER_ROOT_MAX_INGEST_MB", default_value_t = 512)]
     max_ingest_mb: usize,
+    /// File holding the cluster's shared secret (≥ 16 characters): calls to leaves carry it,
+    /// and a leaf given one refuses every call without it. See docs/operations.md.
+    #[arg(long, env = "SCATTER_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM): serve HTTPS (with --tls-key).
+    #[arg(long, env = "SCATTER_ROOT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "SCATTER_ROOT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// API keys: one per line with its scopes (`KEY search,write,admin`); requests carry
     /// `Authorization: Bearer KEY`. Without it every endpoint is open (a warning is logged).
     #[arg(long, env = "SCATTER_ROOT_API_KEY_FILE")]
@@ -231,6 +245,10 @@ struct FaultsArgs {
     /// The leaf's gRPC address (host:port).
     #[arg(long)]
     leaf: String,
+    /// File holding the cluster's shared secret (≥ 16 characters): calls to leaves carry it,
+    /// and a leaf given one refuses every call without it. See docs/operations.md.
+    #[arg(long, env = "SCATTER_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// Only show the current settings.
     #[arg(long)]
     show: bool,
@@ -477,9 +495,12 @@ async fn index_push(args: PushArgs) -> anyhow::Result<()> {
 }
 
 async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
-    let mut client = scatter_proto::LeafClient::connect(format!("http://{}", args.leaf))
+    load_cluster_secret(args.cluster_secret_file.as_deref())?;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.leaf))?
+        .connect()
         .await
         .with_context(|| format!("connecting to leaf {}", args.leaf))?;
+    let mut client = scatter_proto::cluster_auth::client(channel);
     let mut settings = args.faults.settings();
     settings.set = !args.show;
     let now = client.set_faults(settings).await?.into_inner();
@@ -490,7 +511,17 @@ async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sets the process's cluster secret from `path`, if given.
+fn load_cluster_secret(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading cluster secret {}", path.display()))?;
+    scatter_proto::cluster_auth::set_secret(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
+    load_cluster_secret(args.cluster_secret_file.as_deref())?;
     let mut config = LeafConfig::new(args.index.clone(), args.listen);
     config.faults = args.faults.settings();
     config.metrics_listen = args.metrics_listen;
@@ -529,6 +560,8 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.max_ingest_bytes = args.max_ingest_mb.max(1) << 20;
     config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
     config.max_concurrent_searches = args.max_concurrent_searches.max(1);
+    load_cluster_secret(args.cluster_secret_file.as_deref())?;
+    config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
     match &args.api_key_file {
         Some(path) => config.api_keys = Some(scatter_root::auth::ApiKeys::load(path)?),
         None => tracing::warn!(

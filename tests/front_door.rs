@@ -93,3 +93,123 @@ async fn api_keys_guard_every_endpoint_by_scope() {
     let r = call(Method::DELETE, "/documents/door-1", Some(ADMIN_KEY));
     assert_eq!(status(r.send().await.unwrap()), 403, "admin is not write");
 }
+
+/// One HTTP/1.1 GET over TLS, trusting `ca` for `localhost`: (status, body).
+async fn https_get(addr: &str, ca: &[u8], path: &str) -> (u16, String) {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(ca.to_vec())).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|b| b.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_at_the_root_and_a_cluster_secret_between_root_and_leaves() {
+    use common::Proc;
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 2, dir.path());
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.key_pair.serialize_pem()).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "cluster-secret-0123456789\n").unwrap();
+    let secret_arg = [
+        "--cluster-secret-file".to_string(),
+        secret.display().to_string(),
+    ];
+    let manifest = scatter_core::Manifest::load(dir.path()).unwrap();
+    let leaves: Vec<Proc> = (0..2)
+        .map(|k| Proc::leaf_with(&manifest.shard_path(dir.path(), k), &secret_arg))
+        .collect();
+    let addrs: Vec<Vec<String>> = leaves.iter().map(|l| vec![l.addr.clone()]).collect();
+    let root = Proc::root(
+        &addrs,
+        &[
+            "--tls-cert",
+            cert_pem.to_str().unwrap(),
+            "--tls-key",
+            key_pem.to_str().unwrap(),
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    // HTTPS works end to end (the root's calls carry the secret the leaves demand).
+    let mut answer = (0, String::new());
+    for _ in 0..100 {
+        answer = https_get(&root.addr, cert.cert.der(), "/search?q=web+server").await;
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, body) = answer;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["shards"]["successful"], 2, "{body}");
+    assert!(!body["hits"].as_array().unwrap().is_empty());
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/healthz", root.addr))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    // A stranger (no secret) is refused by the leaves, reads and writes alike.
+    let mut stranger = scatter_proto::LeafClient::connect(format!("http://{}", leaves[0].addr))
+        .await
+        .unwrap();
+    let refused = stranger
+        .ingest(scatter_proto::v1::IngestRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let refused = stranger
+        .set_faults(scatter_proto::v1::FaultSettings::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let mut wrong = tonic::Request::new(scatter_proto::v1::SearchRequest {
+        query: "web".into(),
+        k: 1,
+        ..Default::default()
+    });
+    wrong.metadata_mut().insert(
+        "authorization",
+        "Bearer cluster-secret-0123456788".parse().unwrap(),
+    );
+    let refused = stranger.search(wrong).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let mut right = tonic::Request::new(scatter_proto::v1::SearchRequest {
+        query: "web".into(),
+        k: 1,
+        ..Default::default()
+    });
+    right.metadata_mut().insert(
+        "authorization",
+        "Bearer cluster-secret-0123456789".parse().unwrap(),
+    );
+    assert!(stranger.search(right).await.is_ok());
+}

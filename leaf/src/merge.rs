@@ -13,9 +13,7 @@ use scatter_proto::v1::{
     IngestDoc, IngestRequest, RepairRequest, RepairResponse, SourcesRequest, VersionEntry,
     VersionsChunk, VersionsRequest,
 };
-use scatter_proto::LeafClient;
 use tokio::sync::mpsc::Sender;
-use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::live::LiveShard;
@@ -93,7 +91,7 @@ pub async fn merge(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Repa
 
 /// A peer's versioned entries and the log position they reflect.
 async fn list(
-    client: &mut LeafClient<Channel>,
+    client: &mut scatter_proto::cluster_auth::Client,
     shard: Option<u32>,
 ) -> anyhow::Result<(Vec<VersionEntry>, u64)> {
     let mut stream = client

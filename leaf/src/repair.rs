@@ -11,7 +11,6 @@ use anyhow::Context;
 use futures::StreamExt;
 use scatter_core::manifest::SHARD_META_FILE;
 use scatter_proto::v1::{FileHave, InfoRequest, RepairRequest, RepairResponse, SnapshotRequest};
-use scatter_proto::LeafClient;
 
 use crate::live::{staging_dir, LiveShard};
 use crate::server::MAX_MESSAGE_BYTES;
@@ -67,12 +66,13 @@ pub async fn connect_peer(
     live: &LiveShard,
     source: &str,
     shard: Option<u32>,
-) -> anyhow::Result<LeafClient<Channel>> {
-    let endpoint = format!("http://{source}");
-    let mut client = LeafClient::connect(endpoint)
+) -> anyhow::Result<scatter_proto::cluster_auth::Client> {
+    let channel = Channel::from_shared(format!("http://{source}"))?
+        .connect()
         .await
-        .with_context(|| format!("connecting to {source}"))?
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        .with_context(|| format!("connecting to {source}"))?;
+    let mut client =
+        scatter_proto::cluster_auth::client(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let theirs = client.info(InfoRequest { shard }).await?.into_inner();
     let mine = live.shard().info();
     let same = |i: &scatter_proto::v1::InfoResponse| {

@@ -113,6 +113,11 @@ impl BoundLeaf {
         let leaf = LeafServer::new(LeafService::new(self.node.clone(), self.faults.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        // With a cluster secret, every Leaf call must carry it (health stays open).
+        let leaf = tonic::service::interceptor::InterceptedService::new(
+            leaf,
+            scatter_proto::cluster_auth::check,
+        );
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let metrics = self.metrics_listener.map(|listener| {
             let app = axum::Router::new().route(

@@ -8,3 +8,5 @@ pub mod v1 {
 
 pub use v1::leaf_client::LeafClient;
 pub use v1::leaf_server::{Leaf, LeafServer};
+
+pub mod cluster_auth;

@@ -43,6 +43,8 @@ pub struct RootConfig {
     pub max_concurrent_searches: usize,
     /// API keys (`--api-key-file`); `None`: every endpoint is open.
     pub api_keys: Option<crate::auth::ApiKeys>,
+    /// TLS certificate chain and key (PEM); `None`: plain HTTP.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Default of [`RootConfig::max_concurrent_searches`].
@@ -72,6 +74,7 @@ impl RootConfig {
             stats_table_min_interval: crate::stats_table::MIN_INTERVAL,
             max_concurrent_searches: DEFAULT_MAX_CONCURRENT_SEARCHES,
             api_keys: None,
+            tls: None,
         }
     }
 

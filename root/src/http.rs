@@ -577,6 +577,7 @@ async fn cluster_state(State(state): State<AppState>) -> Response {
 pub struct BoundRoot {
     listener: TcpListener,
     state: AppState,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl BoundRoot {
@@ -584,6 +585,10 @@ impl BoundRoot {
     pub async fn bind(config: RootConfig) -> anyhow::Result<Self> {
         scatter_core::telemetry::prometheus();
         let cluster = Cluster::new(&config)?;
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
+            None => None,
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -604,6 +609,7 @@ impl BoundRoot {
                 )),
                 config: Arc::new(config),
             },
+            tls,
         })
     }
 
@@ -625,13 +631,24 @@ impl BoundRoot {
             self.state.config.probe_interval,
             |root: &Root| &root.table,
         );
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let result = axum::serve(listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("root server failed");
+        let app = router(self.state);
+        let result = match self.tls {
+            Some(tls) => {
+                let listener = crate::tls::TlsListener::new(self.listener, tls)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                let listener = self.listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
+        .context("root server failed");
         prober.abort();
         refresher.abort();
         result

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use scatter_proto::LeafClient;
-use tonic::transport::{Channel, Endpoint};
+use scatter_proto::cluster_auth::{self, Client};
+use tonic::transport::Endpoint;
 
 use crate::balance::PeakEwma;
 
@@ -17,7 +17,7 @@ pub use scatter_core::limits::MAX_MESSAGE_BYTES;
 pub struct LeafNode {
     /// `host:port`.
     pub addr: String,
-    client: LeafClient<Channel>,
+    client: Client,
     load: Mutex<PeakEwma>,
     in_flight: AtomicUsize,
 }
@@ -31,7 +31,7 @@ impl LeafNode {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
-        let client = LeafClient::new(endpoint.connect_lazy())
+        let client = cluster_auth::client(endpoint.connect_lazy())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(LeafNode {
@@ -43,7 +43,7 @@ impl LeafNode {
     }
 
     /// A handle on the channel (cheap clone; the connection is shared).
-    pub fn client(&self) -> LeafClient<Channel> {
+    pub fn client(&self) -> Client {
         self.client.clone()
     }
 

@@ -56,6 +56,7 @@ pub mod shard_write;
 pub mod stats;
 pub mod stats_table;
 pub mod terms_agg;
+pub mod tls;
 pub mod ui;
 
 pub use config::RootConfig;

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scatter_proto::v1::InfoResponse;
-use scatter_proto::LeafClient;
 use serde::Serialize;
 
 use crate::leaf_node::LeafNode;
@@ -150,7 +149,7 @@ impl Replica {
     }
 
     /// A handle on its node's channel (cheap clone; the connection is shared).
-    pub fn client(&self) -> LeafClient<tonic::transport::Channel> {
+    pub fn client(&self) -> scatter_proto::cluster_auth::Client {
         self.node.client()
     }
 
