@@ -32,7 +32,7 @@ pub struct ShardAggParts {
 }
 
 /// How an aggregation was computed (`profile.aggregations`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AggProfile {
     /// Its name.
     pub name: String,

@@ -8,17 +8,26 @@ use crate::fanout::ShardProfile;
 
 /// Search parameters, from the query string (`GET /search`) or a JSON body (`POST /search`).
 /// An unknown parameter is an error (`illegal_argument` naming it), never ignored.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Query text (`query` is accepted as an alias).
     #[serde(alias = "query")]
+    #[schema(required = true)]
+    #[param(required = true)]
     pub q: Option<String>,
     /// Hits per page (default 10).
+    #[schema(minimum = 0, maximum = 10000)]
+    #[param(minimum = 0, maximum = 10000)]
     pub size: Option<i64>,
     /// Offset of the page (default 0).
+    #[schema(minimum = 0, maximum = 10000)]
+    #[param(minimum = 0, maximum = 10000)]
     pub from: Option<i64>,
     /// Deadline in milliseconds (default from the root's configuration).
+    #[schema(minimum = 1)]
+    #[param(minimum = 1)]
     pub timeout_ms: Option<i64>,
     /// Answer with the shards that did respond (default true); false → 503/504 instead.
     pub allow_partial: Option<bool>,
@@ -32,14 +41,20 @@ pub struct SearchParams {
     /// `true` (default): count every match; a number N: count exactly up to N, then report
     /// N with `total_hits_relation: "gte"` (leaves skip non-competitive documents past N);
     /// `false`: do not count (`total_hits` is a lower bound, `gte`).
+    #[schema(value_type = Option<serde_json::Value>)]
+    #[param(value_type = Option<String>)]
     pub track_total_hits: Option<TrackTotalHitsParam>,
     /// `strict` (default: the query language; a syntax error is a 400) or `lenient` (the
     /// text never fails to parse: what the language cannot read is taken as text).
     pub query_mode: Option<String>,
     /// Filter clauses in the query language (GET: repeat `filter`; POST: a string or an
     /// array), all required, none scoring: they restrict matches without changing scores.
+    #[schema(value_type = Option<Vec<String>>)]
+    #[param(value_type = Option<Vec<String>>, style = Form, explode)]
     pub filter: Option<Filters>,
     /// Longest snippet in characters (default 150, at most 10,000).
+    #[schema(minimum = 1, maximum = 10000)]
+    #[param(minimum = 1, maximum = 10000)]
     pub snippet_size: Option<i64>,
     /// Text put before each highlighted match (default `<b>`); inserted as is, the
     /// document's text around it is HTML-escaped.
@@ -54,10 +69,14 @@ pub struct SearchParams {
     pub sort: Option<String>,
     /// The last hit's `sort` array (its values, then its id): the next page starts after
     /// it. Without `sort`, pages by score (`sort` = score, then id). GET: the array as JSON.
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
+    #[param(value_type = Option<String>)]
     pub search_after: Option<SearchAfter>,
     /// Aggregations over the matches, Elasticsearch-shaped (POST: an object; GET: its JSON
     /// text); `aggregations` is accepted as an alias.
     #[serde(alias = "aggregations")]
+    #[schema(value_type = Option<Object>)]
+    #[param(value_type = Option<String>)]
     pub aggs: Option<AggsParam>,
     /// Keep-alive of a point in time (`30s`, `1m`, at most `1h`): without `pit_id`, opens
     /// one (the answer carries its `pit_id`); with it, keeps it open that much longer.
@@ -84,6 +103,38 @@ impl<'de> Deserialize<'de> for AggsParam {
             _ => Err(serde::de::Error::custom("aggs must be a JSON object")),
         }
     }
+}
+
+/// The body of `DELETE /pit`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PitDeleteRequest {
+    /// The point in time to close (`id` accepted as an alias).
+    #[serde(alias = "id")]
+    pub pit_id: String,
+}
+
+/// The answer to `DELETE /pit`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PitDeleteResponse {
+    /// Always true (nothing open is a 404).
+    pub succeeded: bool,
+    /// Shards whose searcher was released.
+    pub num_freed: u32,
+}
+
+/// The answer to `GET /documents/{id}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentResponse {
+    /// External id.
+    pub id: String,
+    /// Shard holding it.
+    pub shard: usize,
+    /// Always true (a missing document is a 404).
+    pub found: bool,
+    /// Its stored fields.
+    #[schema(value_type = Object)]
+    pub fields: Value,
 }
 
 /// `search_after` as given: a JSON array (POST) or its JSON text (GET).
@@ -170,7 +221,7 @@ impl<'de> Deserialize<'de> for TrackTotalHitsParam {
 }
 
 /// A search answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     /// Wall time at the root, in milliseconds.
     pub took_ms: u64,
@@ -182,6 +233,7 @@ pub struct SearchResponse {
     pub total_hits: u64,
     /// `eq`: `total_hits` is exact; `gte`: a lower bound (`track_total_hits=false`, or a
     /// number that the count reached).
+    #[schema(value_type = String)]
     pub total_hits_relation: &'static str,
     /// Coverage.
     pub shards: ShardsReport,
@@ -192,6 +244,7 @@ pub struct SearchResponse {
     pub profile: Option<Profile>,
     /// The aggregations asked (`aggs`), by name, Elasticsearch-shaped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub aggregations: Option<serde_json::Map<String, Value>>,
     /// The point in time the search read (`pit`, `pit_id`): pass it to the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,7 +252,7 @@ pub struct SearchResponse {
 }
 
 /// Per-shard calls of both phases.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     /// Wall time of each phase at the root, in milliseconds.
     pub phases: Phases,
@@ -213,7 +266,7 @@ pub struct Profile {
 }
 
 /// Wall time of each phase of one search at the root, in milliseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Phases {
     /// Parsing and validating the query.
     pub parse_ms: f64,
@@ -241,7 +294,7 @@ pub struct Phases {
 }
 
 /// Which shards answered.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShardsReport {
     /// Shards in the cluster.
     pub total: usize,
@@ -254,7 +307,7 @@ pub struct ShardsReport {
 }
 
 /// One failed attempt at a shard.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShardFailure {
     /// Shard number.
     pub shard: usize,
@@ -265,7 +318,7 @@ pub struct ShardFailure {
 }
 
 /// One hit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hit {
     /// External id.
     pub id: String,
@@ -275,15 +328,19 @@ pub struct Hit {
     pub shard: usize,
     /// Stored fields: the leaf's JSON object passed through as is (not parsed and
     /// re-serialized at the root).
+    #[schema(value_type = Object)]
     pub fields: Box<RawValue>,
     /// Highlighted snippets (matched terms in `<b>…</b>`), when asked with `snippet=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
     pub snippets: Option<Map<String, Value>>,
     /// The score broken down (tantivy's explanation: `value`, `description`, `details`),
     /// with `explain=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub explanation: Option<Box<RawValue>>,
     /// A sorted search's values for this hit, in the order of the sort keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
     pub sort: Option<Box<RawValue>>,
 }

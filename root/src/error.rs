@@ -4,7 +4,13 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+
+/// Every error's body: `{"error": {"type", "reason"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiErrorResponse {
+    /// What went wrong.
+    pub error: crate::ingest::ErrorBody,
+}
 
 /// An error returned to an HTTP client.
 #[derive(Debug, Clone)]
@@ -49,7 +55,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"type": self.kind, "reason": self.reason}});
+        let body = ApiErrorResponse {
+            error: crate::ingest::ErrorBody {
+                kind: self.kind,
+                reason: self.reason,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             // Overload passes quickly or not at all: ask for a retry a second later.

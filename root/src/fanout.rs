@@ -59,7 +59,7 @@ pub enum ShardError {
 }
 
 /// One call to one replica, for `profile=true`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptProfile {
     /// Replica address.
     pub replica: String,
@@ -76,7 +76,7 @@ pub struct AttemptProfile {
 }
 
 /// What happened at one shard, for `profile=true`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ShardProfile {
     /// Shard number.
     pub shard: usize,

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pit", axum::routing::delete(pit_delete))
         .route("/", get(crate::ui::index))
         .route("/schema", get(schema_get))
+        .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/cluster", get(cluster_state))
@@ -155,20 +156,11 @@ async fn schema_get(State(state): State<AppState>) -> Response {
     }
 }
 
-/// The body of `DELETE /pit`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PitDelete {
-    /// The point in time to close (`id` accepted as an alias).
-    #[serde(alias = "id")]
-    pit_id: String,
-}
-
 /// Closes a point in time: `{"succeeded": true, "num_freed": N}` (N shards' searchers
 /// released), or 404 `pit_expired` when no part of it was open.
 async fn pit_delete(
     State(state): State<AppState>,
-    body: Result<Json<PitDelete>, JsonRejection>,
+    body: Result<Json<crate::api::PitDeleteRequest>, JsonRejection>,
 ) -> Response {
     let body = match body {
         Ok(Json(b)) => b,
@@ -184,7 +176,11 @@ async fn pit_delete(
     match crate::pit::close(&state.root.cluster, &pit).await {
         Ok(0) => crate::pit::expired("no part of this point in time is open (expired or closed)")
             .into_response(),
-        Ok(freed) => Json(json!({"succeeded": true, "num_freed": freed})).into_response(),
+        Ok(num_freed) => Json(crate::api::PitDeleteResponse {
+            succeeded: true,
+            num_freed,
+        })
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -284,7 +280,13 @@ async fn document_get(State(state): State<AppState>, Path(id): Path<String>) -> 
     match crate::ingest::get(&state.root.cluster, &id, timeout).await {
         Ok(Some((shard, fields))) => {
             let fields: serde_json::Value = serde_json::from_str(&fields).unwrap_or_default();
-            Json(json!({"id": id, "shard": shard, "found": true, "fields": fields})).into_response()
+            Json(crate::api::DocumentResponse {
+                id,
+                shard,
+                found: true,
+                fields,
+            })
+            .into_response()
         }
         Ok(None) => ApiError::new(
             StatusCode::NOT_FOUND,

@@ -17,7 +17,7 @@ use crate::shard_write::{write_shard, ShardWrite};
 use scatter_core::limits::MAX_INGEST_CALL_BYTES;
 
 /// The answer to a bulk request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkResponse {
     /// Milliseconds the whole bulk took.
     pub took_ms: f64,
@@ -34,7 +34,7 @@ pub struct BulkResponse {
 }
 
 /// The outcome of one line of a bulk.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BulkItem {
     /// Line number in the request body (1-based).
     pub line: usize,
@@ -48,6 +48,7 @@ pub struct BulkItem {
     /// later), 503 not acknowledged (no replica, or only stale ones, committed it).
     pub status: u16,
     /// `upserted` or `failed`.
+    #[schema(value_type = String)]
     pub result: &'static str,
     /// Replicas that committed it.
     pub replicas: usize,
@@ -57,17 +58,18 @@ pub struct BulkItem {
 }
 
 /// `{"type", "reason"}` of a failed item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable kind.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// Human-readable reason.
     pub reason: String,
 }
 
 /// A replica that failed a write.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplicaFailure {
     /// Shard.
     pub shard: usize,
@@ -82,13 +84,14 @@ pub struct ReplicaFailure {
 }
 
 /// The answer to a delete.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeleteResponse {
     /// External id.
     pub id: String,
     /// Shard it routes to.
     pub shard: usize,
     /// `deleted` (it was present) or `not_found` (nothing to delete; still a success).
+    #[schema(value_type = String)]
     pub result: &'static str,
     /// Replicas that committed the delete.
     pub replicas: usize,

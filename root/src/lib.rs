@@ -43,6 +43,7 @@ pub mod http;
 pub mod ingest;
 pub mod leaf_node;
 pub mod merge;
+pub mod openapi;
 pub mod pit;
 pub mod prober;
 pub mod repair;
