@@ -89,3 +89,46 @@ async fn a_flood_of_searches_is_shed_with_429_and_memory_stays_bounded() {
     let (status, body) = c.search(&[("q", "web server")]).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_bounds_its_data_calls_and_refuses_the_rest_at_once() {
+    use scatter_core::limits::MAX_LEAF_DATA_CALLS;
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let manifest = scatter_core::Manifest::load(dir.path()).unwrap();
+    let slow = ["--fault-delay-ms", "500", "--fault-delay-rate", "1"].map(String::from);
+    let leaf = common::Proc::leaf_with(&manifest.shard_path(dir.path(), 0), &slow);
+    let client = scatter_proto::LeafClient::connect(format!("http://{}", leaf.addr))
+        .await
+        .unwrap();
+    let calls: Vec<_> = (0..MAX_LEAF_DATA_CALLS + 64)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let req = scatter_proto::v1::SearchRequest {
+                    query: "web".into(),
+                    k: 1,
+                    ..Default::default()
+                };
+                (client.search(req).await.map(|_| ()), started.elapsed())
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            (Ok(()), _) => ok += 1,
+            (Err(s), took) if s.code() == tonic::Code::ResourceExhausted => {
+                refused += 1;
+                assert!(
+                    took < Duration::from_millis(500),
+                    "refused at once: {took:?}"
+                );
+            }
+            (Err(s), _) => panic!("unexpected {s:?}"),
+        }
+    }
+    assert!(ok <= MAX_LEAF_DATA_CALLS, "{ok} admitted");
+    assert!(refused >= 64, "{refused} refused");
+}

@@ -43,3 +43,8 @@ pub const MAX_PIT_KEEP_ALIVE_MS: u64 = 60 * 60 * 1000;
 /// How a leaf's answer starts when a point in time it was asked to read is not open (closed,
 /// expired, or never opened here): the root answers 404 `pit_expired`.
 pub const PIT_EXPIRED: &str = "pit_expired";
+
+/// Most data calls (search, fetch, term statistics) a leaf node runs at once; one more is
+/// refused at once with RESOURCE_EXHAUSTED (the root tries another replica). Bounds the
+/// blocking pool and the memory of a leaf shared by several roots.
+pub const MAX_LEAF_DATA_CALLS: usize = 256;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use scatter_core::limits::MAX_LEAF_DATA_CALLS;
 use scatter_proto::v1::{
     ClosePitRequest, ClosePitResponse, FaultSettings, FetchRequest, FetchResponse, InfoRequest,
     InfoResponse, IngestRequest, IngestResponse, RepairRequest, RepairResponse, SearchRequest,
@@ -37,6 +38,8 @@ pub struct LeafService {
     faults: Arc<Faults>,
     metrics: Arc<HashMap<u32, CallMetrics>>,
     parallelism: usize,
+    /// Data calls admitted (at most [`MAX_LEAF_DATA_CALLS`] at once).
+    admitted: Arc<tokio::sync::Semaphore>,
 }
 
 impl LeafService {
@@ -48,6 +51,7 @@ impl LeafService {
             node,
             faults,
             parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            admitted: Arc::new(tokio::sync::Semaphore::new(MAX_LEAF_DATA_CALLS)),
         }
     }
 
@@ -79,6 +83,11 @@ impl LeafService {
         targets: Vec<(u32, Option<Arc<Shard>>)>,
         work: impl Fn(&Shard) -> Result<T, ShardError> + Send + Sync + 'static,
     ) -> Result<PerShard<T>, Status> {
+        let _admitted = self.admitted.try_acquire().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "leaf overloaded: {MAX_LEAF_DATA_CALLS} data calls in flight"
+            ))
+        })?;
         self.fault().await?;
         let expired = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
         if expired(deadline) {
