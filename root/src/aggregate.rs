@@ -14,7 +14,7 @@ use crate::api::ShardFailure;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::fanout::{scatter_with, Hedging};
-use crate::root::{split_search, Search};
+use crate::root::Search;
 use crate::terms_agg::ExactTerms;
 
 /// Most rounds after the first (the rounds prove the top in two; one spare).
@@ -179,15 +179,7 @@ async fn later_round(
         search.pit.is_some(),
         deadline,
         ctx.hedging,
-        |node, shards, budget| {
-            let mut client = node.client();
-            let mut req = crate::request_id::request(SearchRequest {
-                shards: shards.iter().map(|&s| s as u32).collect(),
-                ..request.clone()
-            });
-            req.set_timeout(budget);
-            async move { Ok(split_search(client.search(req).await?.into_inner())) }
-        },
+        |node, shards, budget| crate::search::search_node(node, shards, budget, &request),
     )
     .await;
     for outcome in outcomes {

@@ -190,26 +190,8 @@ where
     scatter_with(cluster, shards, prefer, false, deadline, hedging, call).await
 }
 
-/// [`scatter`] to exactly the replica `pins` names for each shard: no failover, no hedge
-/// (a point in time lives on one replica; another cannot answer for it). A shard without a
-/// pin, or whose pinned replica is not in the cluster, fails.
-pub async fn scatter_pinned<'f, T: Send + 'f, F, Fut>(
-    cluster: &Cluster,
-    shards: &[usize],
-    pins: &[(usize, String)],
-    deadline: Instant,
-    hedging: &Hedging,
-    call: F,
-) -> Vec<ShardOutcome<T>>
-where
-    F: Fn(&LeafNode, &[usize], Duration) -> Fut,
-    Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
-{
-    scatter_with(cluster, shards, pins, true, deadline, hedging, call).await
-}
-
-/// The scatter itself: `prefer` first for each shard, and only it when `only` (see
-/// [`scatter_preferring`] and [`scatter_pinned`]).
+/// The scatter itself: `prefer` first for each shard, and only it when `only` (a point in
+/// time lives on one replica: no failover, no hedge).
 pub async fn scatter_with<'f, T: Send + 'f, F, Fut>(
     cluster: &Cluster,
     shards: &[usize],

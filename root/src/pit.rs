@@ -15,7 +15,6 @@ use scatter_proto::v1::{ClosePitRequest, SearchRequest};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::fanout::{scatter, Hedging, ShardError};
-use crate::root::split_search;
 
 /// One shard's part of a point in time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,13 +146,7 @@ pub async fn open(
         ..Default::default()
     };
     let outcomes = scatter(cluster, &all, deadline, hedging, |node, shards, budget| {
-        let mut client = node.client();
-        let mut req = crate::request_id::request(SearchRequest {
-            shards: shards.iter().map(|&s| s as u32).collect(),
-            ..request.clone()
-        });
-        req.set_timeout(budget);
-        async move { Ok(split_search(client.search(req).await?.into_inner())) }
+        crate::search::search_node(node, shards, budget, &request)
     })
     .await;
     let mut entries = Vec::new();

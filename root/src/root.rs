@@ -365,15 +365,7 @@ impl Root {
             search.pit.is_some(),
             phase_deadline,
             &self.hedging,
-            |node, shards, budget| {
-                let mut client = node.client();
-                let mut req = crate::request_id::request(SearchRequest {
-                    shards: shards.iter().map(|&s| s as u32).collect(),
-                    ..request.clone()
-                });
-                req.set_timeout(budget);
-                async move { Ok(split_search(client.search(req).await?.into_inner())) }
-            },
+            |node, shards, budget| crate::search::search_node(node, shards, budget, &request),
         )
         .await;
         Ok((self.gather(outcomes, sent)?, fuse))

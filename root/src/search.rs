@@ -106,6 +106,24 @@ pub struct ShardSearch {
     pub docs: Vec<FetchedDoc>,
 }
 
+/// One node-level `Search` call for `shards`, carrying `request`'s parameters and the
+/// request id, within `budget`; its answer split by shard.
+pub fn search_node(
+    node: &crate::leaf_node::LeafNode,
+    shards: &[usize],
+    budget: std::time::Duration,
+    request: &scatter_proto::v1::SearchRequest,
+) -> impl std::future::Future<Output = Result<ShardParts<ShardSearch>, tonic::Status>> + Send + 'static
+{
+    let mut client = node.client();
+    let mut req = crate::request_id::request(scatter_proto::v1::SearchRequest {
+        shards: shards.iter().map(|&s| s as u32).collect(),
+        ..request.clone()
+    });
+    req.set_timeout(budget);
+    async move { Ok(split_search(client.search(req).await?.into_inner())) }
+}
+
 /// Splits a node's search answer by shard (a shard that failed inside the node gets its
 /// error; the fan-out sends it to another replica).
 pub fn split_search(resp: LeafResponse) -> ShardParts<ShardSearch> {
