@@ -59,6 +59,7 @@ pub mod stats_table;
 pub mod terms_agg;
 pub mod tls;
 pub mod ui;
+pub mod validate;
 
 pub use config::RootConfig;
 pub use http::{serve, BoundRoot};
