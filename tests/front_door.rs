@@ -213,3 +213,42 @@ async fn tls_at_the_root_and_a_cluster_secret_between_root_and_leaves() {
     );
     assert!(stranger.search(right).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_between_leaves_works_with_a_cluster_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "cluster-secret-0123456789").unwrap();
+    let s = secret.to_str().unwrap().to_string();
+    let mut c = Cluster::start_with(
+        dir.path(),
+        2,
+        &["--cluster-secret-file", &s, "--probe-interval-ms", "100"],
+        |_, _| vec!["--cluster-secret-file".to_string(), s.clone()],
+    )
+    .await;
+    // Replica 1 misses writes; when it is back, the leaves merge (leaf-to-leaf calls that
+    // must carry the secret) until both hold the same documents.
+    c.kill_leaf(0, 1);
+    let docs: String = (0..30)
+        .map(|i| {
+            format!("{{\"id\":\"secret-{i}\",\"title\":\"locked door {i}\",\"body\":\"b\"}}\n")
+        })
+        .collect();
+    let (status, body) = c.post_documents(docs).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["indexed"], 30, "{body}");
+    c.restart_leaf_with(0, 1, &["--cluster-secret-file".to_string(), s.clone()]);
+    let url = c.url("/cluster/replicas/check");
+    let start = std::time::Instant::now();
+    let mut report = Value::Null;
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        report = c.http.get(&url).send().await.unwrap().json().await.unwrap();
+        if report["consistent"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(report["consistent"], true, "{report}");
+}

@@ -273,10 +273,16 @@ impl Cluster {
 
     /// Starts leaf `r` of shard `k` again, on its directory and its old address.
     pub fn restart_leaf(&mut self, k: usize, r: usize) {
+        self.restart_leaf_with(k, r, &[]);
+    }
+
+    /// [`Cluster::restart_leaf`] with extra leaf arguments.
+    pub fn restart_leaf_with(&mut self, k: usize, r: usize, extra: &[String]) {
         let addr = self.leaves[k][r].addr.clone();
         self.leaves[k][r].kill();
         let path = self.paths[k][r].clone();
-        let args = ["leaf", "--index", path.to_str().unwrap(), "--listen", &addr];
+        let mut args = vec!["leaf", "--index", path.to_str().unwrap(), "--listen", &addr];
+        args.extend(extra.iter().map(String::as_str));
         self.leaves[k][r] = Proc::start(&args);
     }
 
