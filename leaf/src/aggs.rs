@@ -14,6 +14,7 @@ use scatter_core::limits::{AGG_BUCKET_LIMIT, AGG_MEMORY_LIMIT};
 use scatter_proto::v1::terms_agg_spec::Select;
 use scatter_proto::v1::{AggsRequest, MetricPart, TermBucket, TermsAggPart, TermsAggSpec};
 use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
 use tantivy::aggregation::{
     AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
 };
@@ -32,35 +33,154 @@ pub struct ShardAggs {
     pub terms: Vec<TermsAggPart>,
 }
 
-/// Runs the aggregations `req` asks over the matches of `query` in `searcher`.
-pub fn run(
-    searcher: &Searcher,
-    query: &dyn tantivy::query::Query,
-    req: &AggsRequest,
-) -> Result<ShardAggs, ShardError> {
-    let mut out = ShardAggs::default();
-    if !req.tantivy_json.is_empty() {
-        let aggs: Aggregations = serde_json::from_str(&req.tantivy_json)
-            .map_err(|e| ShardError::InvalidArgument(format!("aggs: {e}")))?;
-        let limits = AggregationLimitsGuard::new(Some(AGG_MEMORY_LIMIT), Some(AGG_BUCKET_LIMIT));
-        let context = AggContextParams::new(limits, searcher.index().tokenizers().clone());
-        let collector = DistributedAggregationCollector::from_aggs(aggs, context);
-        let fruit = searcher.search(query, &collector).map_err(invalid)?;
-        out.tantivy = postcard::to_allocvec(&fruit).map_err(|e| {
-            ShardError::Internal(tantivy::TantivyError::InternalError(format!(
-                "encoding aggregation results: {e}"
-            )))
-        })?;
-    }
-    for spec in &req.terms {
-        let collector = TermsCollector {
-            field: spec.field.clone(),
-            metrics: spec.metric_fields.clone(),
+/// Every aggregation of a request as one collector, to run alone or beside the search's own
+/// collector in the same pass over the matches (see [`Fused`]).
+pub struct AggsCollector {
+    tantivy: Option<DistributedAggregationCollector>,
+    terms: Vec<(TermsAggSpec, TermsCollector)>,
+}
+
+/// What [`AggsCollector`] gathers: tantivy's intermediate results and each terms table.
+pub type AggsFruit = (
+    Option<IntermediateAggregationResults>,
+    Vec<HashMap<String, Bucket>>,
+);
+
+impl AggsCollector {
+    /// The collector for `req` (a malformed tantivy request is the caller's error).
+    pub fn new(searcher: &Searcher, req: &AggsRequest) -> Result<Self, ShardError> {
+        let tantivy = if req.tantivy_json.is_empty() {
+            None
+        } else {
+            let aggs: Aggregations = serde_json::from_str(&req.tantivy_json)
+                .map_err(|e| ShardError::InvalidArgument(format!("aggs: {e}")))?;
+            let limits =
+                AggregationLimitsGuard::new(Some(AGG_MEMORY_LIMIT), Some(AGG_BUCKET_LIMIT));
+            let context = AggContextParams::new(limits, searcher.index().tokenizers().clone());
+            Some(DistributedAggregationCollector::from_aggs(aggs, context))
         };
-        let table = searcher.search(query, &collector).map_err(invalid)?;
-        out.terms.push(select(spec, table));
+        let terms = req
+            .terms
+            .iter()
+            .map(|spec| {
+                let collector = TermsCollector {
+                    field: spec.field.clone(),
+                    metrics: spec.metric_fields.clone(),
+                };
+                (spec.clone(), collector)
+            })
+            .collect();
+        Ok(AggsCollector { tantivy, terms })
     }
-    Ok(out)
+
+    /// The shard's answer from what was gathered.
+    pub fn finish(&self, (tantivy, tables): AggsFruit) -> Result<ShardAggs, ShardError> {
+        let mut out = ShardAggs::default();
+        if let Some(fruit) = tantivy {
+            out.tantivy = postcard::to_allocvec(&fruit).map_err(|e| {
+                ShardError::Internal(tantivy::TantivyError::InternalError(format!(
+                    "encoding aggregation results: {e}"
+                )))
+            })?;
+        }
+        for ((spec, _), table) in self.terms.iter().zip(tables) {
+            out.terms.push(select(spec, table));
+        }
+        Ok(out)
+    }
+}
+
+/// One segment's part of an [`AggsCollector`].
+pub struct AggsSegment {
+    tantivy: Option<<DistributedAggregationCollector as Collector>::Child>,
+    terms: Vec<TermsSegment>,
+}
+
+type SegmentFruit = (
+    Option<<<DistributedAggregationCollector as Collector>::Child as SegmentCollector>::Fruit>,
+    Vec<HashMap<String, Bucket>>,
+);
+
+impl Collector for AggsCollector {
+    type Fruit = AggsFruit;
+    type Child = AggsSegment;
+
+    fn for_segment(
+        &self,
+        ord: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<AggsSegment> {
+        let tantivy = match &self.tantivy {
+            Some(c) => Some(c.for_segment(ord, reader)?),
+            None => None,
+        };
+        let terms = self
+            .terms
+            .iter()
+            .map(|(_, c)| c.for_segment(ord, reader))
+            .collect::<tantivy::Result<_>>()?;
+        Ok(AggsSegment { tantivy, terms })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<SegmentFruit>) -> tantivy::Result<AggsFruit> {
+        let mut tantivy_parts = Vec::new();
+        let mut tables: Vec<Vec<HashMap<String, Bucket>>> =
+            (0..self.terms.len()).map(|_| Vec::new()).collect();
+        for (t, terms) in fruits {
+            tantivy_parts.extend(t);
+            for (i, table) in terms.into_iter().enumerate() {
+                tables[i].push(table);
+            }
+        }
+        let tantivy = match &self.tantivy {
+            Some(c) => Some(c.merge_fruits(tantivy_parts)?),
+            None => None,
+        };
+        let terms = self
+            .terms
+            .iter()
+            .zip(tables)
+            .map(|((_, c), parts)| c.merge_fruits(parts))
+            .collect::<tantivy::Result<_>>()?;
+        Ok((tantivy, terms))
+    }
+}
+
+impl SegmentCollector for AggsSegment {
+    type Fruit = SegmentFruit;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        if let Some(t) = &mut self.tantivy {
+            t.collect(doc, score);
+        }
+        for t in &mut self.terms {
+            t.collect(doc, score);
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        if let Some(t) = &mut self.tantivy {
+            t.collect_block(docs);
+        }
+        for t in &mut self.terms {
+            t.collect_block(docs);
+        }
+    }
+
+    fn harvest(self) -> SegmentFruit {
+        let tantivy = self.tantivy.map(SegmentCollector::harvest);
+        (
+            tantivy,
+            self.terms
+                .into_iter()
+                .map(SegmentCollector::harvest)
+                .collect(),
+        )
+    }
 }
 
 /// Aggregation errors are the request's (a field of the wrong type, too many buckets).
@@ -70,7 +190,7 @@ fn invalid(e: tantivy::TantivyError) -> ShardError {
 
 /// A term's count and its documents' metric values.
 #[derive(Debug, Clone, Default)]
-struct Bucket {
+pub struct Bucket {
     count: u64,
     metrics: Vec<MetricPart>,
 }
@@ -130,7 +250,7 @@ fn select(spec: &TermsAggSpec, table: HashMap<String, Bucket>) -> TermsAggPart {
 
 /// Counts every term of a keyword fast field over the matches, with statistics of numeric
 /// fields per term.
-struct TermsCollector {
+pub struct TermsCollector {
     field: String,
     metrics: Vec<String>,
 }
@@ -180,7 +300,7 @@ impl NumColumn {
 }
 
 /// One segment's term counts, by term ordinal.
-struct TermsSegment {
+pub struct TermsSegment {
     column: Option<StrColumn>,
     metric_columns: Vec<NumColumn>,
     counts: Vec<u64>,
@@ -285,5 +405,78 @@ impl SegmentCollector for TermsSegment {
             }
         }
         out
+    }
+}
+
+/// A collector borrowed, to run beside another in one pass (`(Count, top_docs, Borrowed(&a))`).
+pub struct Borrowed<'a, C>(pub &'a C);
+
+impl<C: Collector> Collector for Borrowed<'_, C> {
+    type Fruit = C::Fruit;
+    type Child = C::Child;
+
+    fn for_segment(
+        &self,
+        ord: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<C::Child> {
+        self.0.for_segment(ord, reader)
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.0.requires_scoring()
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<<C::Child as SegmentCollector>::Fruit>,
+    ) -> tantivy::Result<C::Fruit> {
+        self.0.merge_fruits(fruits)
+    }
+}
+
+/// A request's aggregations on their way through a search: gathered in the search's own pass
+/// when that pass reads every match (a full count, a sort), else in a pass of their own.
+pub struct Fused {
+    collector: Option<AggsCollector>,
+    fruit: Option<AggsFruit>,
+}
+
+impl Fused {
+    /// For `req`'s aggregations, if any.
+    pub fn new(searcher: &Searcher, req: Option<&AggsRequest>) -> Result<Self, ShardError> {
+        let collector = req.map(|r| AggsCollector::new(searcher, r)).transpose()?;
+        Ok(Fused {
+            collector,
+            fruit: None,
+        })
+    }
+
+    /// The collector to add to a pass that reads every match.
+    pub fn collector(&self) -> Option<Borrowed<'_, AggsCollector>> {
+        self.collector.as_ref().map(Borrowed)
+    }
+
+    /// What such a pass gathered.
+    pub fn gathered(&mut self, fruit: Option<AggsFruit>) {
+        if fruit.is_some() {
+            self.fruit = fruit;
+        }
+    }
+
+    /// The shard's aggregations (a pass of their own when the search's did not gather them).
+    pub fn finish(
+        self,
+        searcher: &Searcher,
+        query: &dyn tantivy::query::Query,
+    ) -> Result<ShardAggs, ShardError> {
+        match (self.collector, self.fruit) {
+            (None, _) => Ok(ShardAggs::default()),
+            (Some(c), Some(fruit)) => c.finish(fruit),
+            (Some(c), None) => {
+                let fruit = searcher.search(query, &c).map_err(invalid)?;
+                c.finish(fruit)
+            }
+        }
     }
 }

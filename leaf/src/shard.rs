@@ -290,24 +290,28 @@ impl Shard {
             .map(|s| GlobalStatsProvider::new(s, &self.schema));
         let scoring = ScoringWith(provider.as_ref());
         let counting = Counting::of(req);
+        let mut aggs = crate::aggs::Fused::new(&searcher, req.aggs.as_ref())?;
         let (total_hits, exact, hits) = if !req.sort.is_empty() {
-            let (total, mut hits) = self.top_by_sort(&searcher, query, req, window, scoring)?;
+            let (total, mut hits) =
+                self.top_by_sort(&searcher, query, req, window, scoring, &mut aggs)?;
             hits.drain(..(req.offset as usize).min(hits.len()));
             (total, true, hits)
+        } else if window == 0 && counting == Counting::All && req.aggs.is_some() {
+            // Facets without hits: count and aggregate in one pass.
+            let (total, fruit) = searcher.search(query, &(Count, aggs.collector()))?;
+            aggs.gathered(fruit);
+            (total as u64, true, Vec::new())
         } else if window == 0 {
             let (total, exact) = counting.count(&searcher, query, 0)?;
             (total, exact, Vec::new())
         } else {
             let (total, exact, mut hits) =
-                self.top_by_score(&searcher, query, window, scoring, counting)?;
+                self.top_by_score(&searcher, query, window, scoring, counting, &mut aggs)?;
             hits.drain(..(req.offset as usize).min(hits.len()));
             (total, exact, hits)
         };
         let (hits, addrs) = hits.into_iter().unzip();
-        let aggs = match &req.aggs {
-            Some(aggs) => crate::aggs::run(&searcher, query, aggs)?,
-            None => Default::default(),
-        };
+        let aggs = aggs.finish(&searcher, query)?;
         let resp = SearchResponse {
             aggs: aggs.tantivy,
             terms: aggs.terms,
@@ -368,6 +372,7 @@ impl Shard {
         req: &SearchRequest,
         window: usize,
         scoring: ScoringWith<'_>,
+        aggs: &mut crate::aggs::Fused,
     ) -> Result<(u64, Vec<LocatedHit>), ShardError> {
         let keys = crate::sort::resolve(&self.meta.schema, &req.sort)?;
         let after = (!req.search_after_json.is_empty())
@@ -380,7 +385,9 @@ impl Shard {
             ids: ids.clone(),
             after,
         };
-        let (count, sorted) = scoring.search(searcher, query, &collector)?;
+        let ((count, sorted), fruit) =
+            scoring.search(searcher, query, &(collector, aggs.collector()))?;
+        aggs.gathered(fruit);
         let hits = sorted
             .into_iter()
             .map(|s| {
@@ -404,10 +411,14 @@ impl Shard {
         window: usize,
         scoring: ScoringWith<'_>,
         counting: Counting,
+        aggs: &mut crate::aggs::Fused,
     ) -> Result<(u64, bool, Vec<LocatedHit>), ShardError> {
         let top_docs = TopDocs::with_limit(window + 1).order_by_score();
         let (count, exact, top) = if counting == Counting::All {
-            let (count, top) = scoring.search(searcher, query, &(Count, top_docs))?;
+            // Every match is read: the aggregations ride along.
+            let (count, top, fruit) =
+                scoring.search(searcher, query, &(Count, top_docs, aggs.collector()))?;
+            aggs.gathered(fruit);
             (count as u64, true, top)
         } else {
             // Without a full count the collection can skip non-competitive documents
