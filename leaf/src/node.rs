@@ -184,9 +184,14 @@ pub fn merge_search(
         }
     }
     out.hits.sort_by(|a, b| {
-        // Sorted searches carry keys (values, then id); ranked ones compare score, then id.
-        a.sort_key
-            .cmp(&b.sort_key)
+        // Sorted searches carry keys (values, then id); ranked ones compare score, then id
+        // (the keys are empty then: not compared, this sort is on every search's path).
+        let keyed = if a.sort_key.is_empty() && b.sort_key.is_empty() {
+            std::cmp::Ordering::Equal
+        } else {
+            a.sort_key.cmp(&b.sort_key)
+        };
+        keyed
             .then_with(|| b.score.total_cmp(&a.score))
             .then_with(|| a.id.cmp(&b.id))
             .then_with(|| a.shard.cmp(&b.shard))
