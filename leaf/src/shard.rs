@@ -385,9 +385,14 @@ impl Shard {
             ids: ids.clone(),
             after,
         };
-        let ((count, sorted), fruit) =
-            scoring.search(searcher, query, &(collector, aggs.collector()))?;
-        aggs.gathered(fruit);
+        let (count, sorted) = match aggs.collector() {
+            None => scoring.search(searcher, query, &collector)?,
+            Some(with) => {
+                let (sorted, fruit) = scoring.search(searcher, query, &(collector, with))?;
+                aggs.gathered(Some(fruit));
+                sorted
+            }
+        };
         let hits = sorted
             .into_iter()
             .map(|s| {
@@ -415,10 +420,16 @@ impl Shard {
     ) -> Result<(u64, bool, Vec<LocatedHit>), ShardError> {
         let top_docs = TopDocs::with_limit(window + 1).order_by_score();
         let (count, exact, top) = if counting == Counting::All {
-            // Every match is read: the aggregations ride along.
-            let (count, top, fruit) =
-                scoring.search(searcher, query, &(Count, top_docs, aggs.collector()))?;
-            aggs.gathered(fruit);
+            // Every match is read: the aggregations ride along (no extra collector without).
+            let (count, top) = match aggs.collector() {
+                None => scoring.search(searcher, query, &(Count, top_docs))?,
+                Some(with) => {
+                    let (count, top, fruit) =
+                        scoring.search(searcher, query, &(Count, top_docs, with))?;
+                    aggs.gathered(Some(fruit));
+                    (count, top)
+                }
+            };
             (count as u64, true, top)
         } else {
             // Without a full count the collection can skip non-competitive documents

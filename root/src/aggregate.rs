@@ -92,8 +92,8 @@ pub async fn aggregate(
 ) -> Result<Aggregated, ApiError> {
     let mut out = Aggregated::default();
     if let Some((aggs, _)) = &plan.tantivy {
-        let bytes: Vec<Vec<u8>> = parts.iter().map(|p| p.tantivy.clone()).collect();
-        out.results = crate::aggs::finish_tantivy(aggs, &bytes).map_err(|e| {
+        let bytes = parts.iter().map(|p| p.tantivy.as_slice());
+        out.results = crate::aggs::finish_tantivy(aggs, bytes).map_err(|e| {
             ApiError::unavailable(format!("merging the shards' aggregations failed: {e}"))
         })?;
         for name in aggs.keys() {

@@ -358,9 +358,9 @@ fn terms_agg(
 
 /// Merges the shards' intermediate results (postcard-encoded) into tantivy's final answer,
 /// as JSON.
-pub fn finish_tantivy(
+pub fn finish_tantivy<'a>(
     aggs: &Aggregations,
-    parts: &[Vec<u8>],
+    parts: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Map<String, Value>, String> {
     let mut merged = IntermediateAggregationResults::default();
     for part in parts {
