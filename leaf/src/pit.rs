@@ -75,11 +75,4 @@ impl Pits {
         open.retain(|_, p| p.expires > now);
         open.remove(&token).is_some()
     }
-
-    /// Points in time open now.
-    pub fn count(&self) -> usize {
-        let now = Instant::now();
-        let open = self.open.lock().expect("pits lock");
-        open.values().filter(|p| p.expires > now).count()
-    }
 }

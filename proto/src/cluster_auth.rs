@@ -32,11 +32,6 @@ pub fn set_secret(secret: &str) -> Result<(), String> {
         .map_err(|_| "the cluster secret is already set".to_string())
 }
 
-/// Whether a secret is set.
-pub fn is_set() -> bool {
-    SECRET.get().is_some()
-}
-
 /// Adds the secret (when set) to every call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClusterAuth;
