@@ -68,6 +68,14 @@ impl Pits {
         Ok(pinned.searcher.clone())
     }
 
+    /// Drops the expired ones (their searchers, and the segments only they held). Run on
+    /// every `Info` probe, so an expired point in time is released within a probe interval
+    /// even when no other point in time is used.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.open.lock().expect("pits lock").retain(|_, p| p.expires > now);
+    }
+
     /// Closes `token`; whether it was open.
     pub fn close(&self, token: u64) -> bool {
         let mut open = self.open.lock().expect("pits lock");

@@ -203,8 +203,10 @@ impl Shard {
         &self.pits
     }
 
-    /// Identity and state of the shard.
+    /// Identity and state of the shard (and a sweep of expired points in time: roots ask
+    /// every probe interval).
     pub fn info(&self) -> InfoResponse {
+        self.pits.sweep();
         let searcher = self.searcher();
         let versions = self.versions();
         InfoResponse {
