@@ -368,7 +368,12 @@ async fn the_fetch_phase_reads_the_replica_that_answered_the_search() {
     .await
     .unwrap();
     let (mut answered_by_a, mut fetched_from_a) = (0, 0);
-    for _ in 0..40 {
+    // With two replicas P2C picks the one with the lower load estimate; the unused one's
+    // estimate decays (2 s time constant), so it gets chosen again as time passes: search
+    // until the first replica has answered some, a minute at most.
+    let started = Instant::now();
+    while answered_by_a < 10 && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let (status, body) = c
             .search(&[("q", "title:quuxotic"), ("profile", "true")])
             .await;

@@ -73,7 +73,10 @@ impl Pits {
     /// even when no other point in time is used.
     pub fn sweep(&self) {
         let now = Instant::now();
-        self.open.lock().expect("pits lock").retain(|_, p| p.expires > now);
+        self.open
+            .lock()
+            .expect("pits lock")
+            .retain(|_, p| p.expires > now);
     }
 
     /// Closes `token`; whether it was open.
