@@ -173,18 +173,18 @@ async fn a_pit_expires_after_its_keep_alive_and_bad_values_are_400s() {
     let dir = tempfile::tempdir().unwrap();
     common::build_with_numbers(dir.path(), 2, &dir.path().join("two"));
     let c = Cluster::start_node(&dir.path().join("two"), &[]).await;
-    let (status, body) = c.search(&[("q", "web"), ("pit", "700ms")]).await;
+    let (status, body) = c.search(&[("q", "web"), ("pit", "2s")]).await;
     assert_eq!(status, 200, "{body}");
     let pit = body["pit_id"].as_str().unwrap().to_string();
-    // Each use extends it: used within the keep-alive, it stays open.
+    // Each use extends it: used within the keep-alive, it stays open past the first 2 s.
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
         let (status, body) = c
-            .search(&[("q", "web"), ("pit_id", &pit), ("pit", "700ms")])
+            .search(&[("q", "web"), ("pit_id", &pit), ("pit", "2s")])
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let (status, body) = c.search(&[("q", "web"), ("pit_id", &pit)]).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["type"], "pit_expired");
