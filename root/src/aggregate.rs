@@ -65,7 +65,7 @@ pub struct RoundContext<'a> {
     pub search: &'a Search,
     /// The replica that answered each shard's search: later rounds read the same one
     /// (only it, under a point in time).
-    pub prefer: Vec<(usize, String)>,
+    pub prefer: &'a [(usize, String)],
 }
 
 /// The first round's request for `plan`.
@@ -175,7 +175,7 @@ async fn later_round(
     let outcomes = scatter_with(
         ctx.cluster,
         shards,
-        &ctx.prefer,
+        ctx.prefer,
         search.pit.is_some(),
         deadline,
         ctx.hedging,

@@ -170,28 +170,13 @@ where
     F: Fn(&LeafNode, &[usize], Duration) -> Fut,
     Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
 {
-    scatter_preferring(cluster, shards, &[], deadline, hedging, call).await
+    scatter_with(cluster, shards, &[], false, deadline, hedging, call).await
 }
 
 /// [`scatter`], trying first for each shard the replica `prefer` names for it (the fetch
-/// phase reads the replica that answered the search), then the usual order.
-pub async fn scatter_preferring<'f, T: Send + 'f, F, Fut>(
-    cluster: &Cluster,
-    shards: &[usize],
-    prefer: &[(usize, String)],
-    deadline: Instant,
-    hedging: &Hedging,
-    call: F,
-) -> Vec<ShardOutcome<T>>
-where
-    F: Fn(&LeafNode, &[usize], Duration) -> Fut,
-    Fut: Future<Output = Result<ShardParts<T>, Status>> + Send + 'f,
-{
-    scatter_with(cluster, shards, prefer, false, deadline, hedging, call).await
-}
-
-/// The scatter itself: `prefer` first for each shard, and only it when `only` (a point in
-/// time lives on one replica: no failover, no hedge).
+/// phase and aggregation rounds read the replica that answered the search), then the usual
+/// order — or, with `only`, that replica alone (a point in time lives on one replica: no
+/// failover, no hedge).
 pub async fn scatter_with<'f, T: Send + 'f, F, Fut>(
     cluster: &Cluster,
     shards: &[usize],

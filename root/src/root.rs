@@ -219,18 +219,21 @@ impl Root {
         phases.merge_ms = ms(mark);
         let mark = Instant::now();
         let agg_parts = std::mem::take(&mut gathered.agg_parts);
+        // Later calls read the replica that answered each shard's search (only it, under a
+        // point in time).
+        let prefer = match search.pit_id() {
+            Some(pit) => pit.pins(),
+            None => gathered.answered_by(),
+        };
         let rounds = crate::aggregate::RoundContext {
             cluster: &self.cluster,
             hedging: &self.hedging,
             search: &search,
-            prefer: match search.pit_id() {
-                Some(pit) => pit.pins(),
-                None => gathered.answered_by(),
-            },
+            prefer: &prefer,
         };
         // The page's documents and the aggregations' later rounds, at the same time.
         let (fetched, aggregated) = tokio::join!(
-            self.fetch_phase(&search, stats, &page, &mut gathered),
+            self.fetch_phase(&search, stats, &page, &prefer, &mut gathered),
             async {
                 match &plan {
                     Some(plan) => crate::aggregate::aggregate(&rounds, plan, agg_parts)
@@ -378,6 +381,7 @@ impl Root {
         search: &Search,
         stats: Option<GlobalStats>,
         page: &[ShardHit],
+        prefer: &[(usize, String)],
         gathered: &mut Gathered,
     ) -> Result<Fetched, ApiError> {
         let options = FetchOptions {
@@ -401,16 +405,12 @@ impl Root {
                 None => missing.push(hit.clone()),
             }
         }
-        let prefer = match search.pit_id() {
-            Some(pit) => pit.pins(),
-            None => gathered.answered_by(),
-        };
         let fetch_sent = Instant::now();
         let mut fetched = fetch_page(
             &self.cluster,
             &self.hedging,
             &missing,
-            &prefer,
+            prefer,
             search.deadline,
             &options,
         )
@@ -476,11 +476,13 @@ impl Root {
             match outcome.result {
                 Ok(answer) => {
                     let mut resp = answer.value;
-                    g.agg_parts.push(crate::aggregate::ShardAggParts {
-                        shard: outcome.shard,
-                        tantivy: std::mem::take(&mut resp.status.aggs),
-                        terms: std::mem::take(&mut resp.status.terms),
-                    });
+                    if !resp.status.aggs.is_empty() || !resp.status.terms.is_empty() {
+                        g.agg_parts.push(crate::aggregate::ShardAggParts {
+                            shard: outcome.shard,
+                            tantivy: std::mem::take(&mut resp.status.aggs),
+                            terms: std::mem::take(&mut resp.status.terms),
+                        });
+                    }
                     let generation = resp.status.generation;
                     self.observe_generation(outcome.shard, replica.as_deref(), generation, sent);
                     g.total_hits += resp.status.total_hits;
