@@ -150,6 +150,8 @@ impl FaultArgs {
 
 #[derive(Debug, Args)]
 struct RootArgs {
+    #[command(flatten)]
+    front_door: crate::front_door_args::FrontDoorArgs,
     /// TOML file of settings (keys: these flags' long names); flags and env vars win.
     #[arg(long, env = "SCATTER_CONFIG")]
     config: Option<PathBuf>,
@@ -560,6 +562,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.max_ingest_bytes = args.max_ingest_mb.max(1) << 20;
     config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
     config.max_concurrent_searches = args.max_concurrent_searches.max(1);
+    args.front_door.apply(&mut config);
     load_cluster_secret(args.cluster_secret_file.as_deref())?;
     config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
     match &args.api_key_file {

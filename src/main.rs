@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod config_file;
+mod front_door_args;
 mod up;
 
 /// mimalloc instead of the system allocator: search and gRPC allocate many short-lived

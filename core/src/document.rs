@@ -22,6 +22,9 @@ pub enum DocError {
     /// The id field is not a non-empty string.
     #[error("id field {0:?} must be a non-empty string")]
     BadId(String),
+    /// The id is longer than [`MAX_ID_BYTES`](crate::limits::MAX_ID_BYTES).
+    #[error("id field {0:?} is {1} bytes long; the limit is {max}", max = crate::limits::MAX_ID_BYTES)]
+    IdTooLong(String, usize),
     /// A field value does not fit the field's type.
     #[error("field {field:?}: {reason}")]
     BadField {
@@ -87,6 +90,9 @@ impl DocConverter {
         let id = match map.remove(&self.schema.id_field) {
             None | Some(Value::Null) => {
                 return Err(DocError::MissingId(self.schema.id_field.clone()))
+            }
+            Some(Value::String(s)) if s.len() > crate::limits::MAX_ID_BYTES => {
+                return Err(DocError::IdTooLong(self.schema.id_field.clone(), s.len()))
             }
             Some(Value::String(s)) if !s.is_empty() => s,
             Some(_) => return Err(DocError::BadId(self.schema.id_field.clone())),

@@ -20,9 +20,69 @@ pub enum QueryError {
     /// Longer than [`MAX_QUERY_BYTES`].
     #[error("query is {0} bytes long; the limit is {MAX_QUERY_BYTES}")]
     TooLong(usize),
+    /// Nested deeper than [`MAX_QUERY_DEPTH`] (groups and `NOT`s).
+    #[error("query nests {0} levels deep (parentheses and NOT); the limit is {MAX_QUERY_DEPTH}")]
+    TooDeep(usize),
     /// The query parser rejected it.
     #[error("{0}")]
     Syntax(String),
+}
+
+/// Deepest nesting of groups `( )` and `NOT` operators a query may have. tantivy's parser
+/// (strict and lenient) recurses once per level, so an unbounded depth overflows the stack;
+/// the depth is measured by [`nesting_depth`] before the parser runs.
+pub const MAX_QUERY_DEPTH: usize = 32;
+
+/// How deep `text` nests in tantivy's query language: every `(` opens a level and every
+/// `NOT`, `-` or `+` before a group or another `NOT` adds one, counted as the parser
+/// recurses; quoted phrases and escaped characters count for nothing. An over-estimate is
+/// harmless (the check is an upper bound), an under-estimate is not, so unbalanced text is
+/// counted as if every `(` stayed open.
+pub fn nesting_depth(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut max) = (0usize, 0usize);
+    // Levels opened at each `(` still open: 1 + the operators that stood before it.
+    let mut stack: Vec<usize> = Vec::new();
+    let mut pending = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'\\' => {
+                i += 2;
+                pending = 0;
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                pending = 0;
+            }
+            b'(' => {
+                let opened = 1 + pending;
+                stack.push(opened);
+                depth += opened;
+                pending = 0;
+            }
+            b')' => {
+                depth -= stack.pop().unwrap_or(0);
+                pending = 0;
+            }
+            b'-' | b'+' | b'!' => pending += 1,
+            b'N' if bytes[i..].starts_with(b"NOT") => {
+                pending += 1;
+                i += 3;
+                continue;
+            }
+            c if c.is_ascii_whitespace() => {}
+            _ => pending = 0,
+        }
+        max = max.max(depth + pending);
+        i += 1;
+    }
+    max
 }
 
 /// How the user's query text is read (`query_mode`).
@@ -76,6 +136,10 @@ impl ScatterQueryParser {
         }
         if text.trim().is_empty() {
             return Err(QueryError::Empty);
+        }
+        let depth = nesting_depth(text);
+        if depth > MAX_QUERY_DEPTH {
+            return Err(QueryError::TooDeep(depth));
         }
         match mode {
             QueryMode::Strict => self
@@ -183,5 +247,65 @@ mod tests {
         assert!(p
             .parse_search("web", QueryMode::Strict, &["title:(".into()])
             .is_err());
+    }
+
+    #[test]
+    fn measures_nesting() {
+        assert_eq!(nesting_depth("a b c"), 0);
+        assert_eq!(nesting_depth("(a (b)) c"), 2);
+        assert_eq!(nesting_depth("\"((((\" \\( x"), 0);
+        assert_eq!(nesting_depth("NOT NOT NOT a"), 3);
+        assert_eq!(nesting_depth("a NOT b NOT c"), 1);
+        assert_eq!(nesting_depth("-(+(a))"), 4);
+        assert_eq!(nesting_depth("(((a"), 3);
+        assert_eq!(nesting_depth(")))((a"), 2);
+    }
+
+    /// Deep nesting is refused before tantivy's recursive parser sees it, in both modes and
+    /// in filters, on a thread with a small stack (the parser is not reached at all).
+    #[test]
+    fn refuses_deep_nesting_without_recursing() {
+        let s = ScatterSchema::default();
+        let p = ScatterQueryParser::new(&s, &s.tantivy_schema());
+        let deep = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+        let nots = |n: usize| format!("{}a", "NOT ".repeat(n));
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                for mode in [QueryMode::Strict, QueryMode::Lenient] {
+                    for text in [deep(750), deep(3000), nots(2000), "(".repeat(4000)] {
+                        assert!(
+                            matches!(p.parse_in(&text, mode), Err(QueryError::TooDeep(_))),
+                            "{mode:?} {}",
+                            &text[..20]
+                        );
+                    }
+                }
+                let err = p.parse_search("a", QueryMode::Strict, &[deep(1000)]);
+                assert!(err.unwrap_err().to_string().contains("nests"));
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        // The deepest accepted query parses on a thread with the stack of a tokio worker or
+        // blocking thread (2 MiB), in a debug build too.
+        let s = ScatterSchema::default();
+        let p = ScatterQueryParser::new(&s, &s.tantivy_schema());
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                for mode in [QueryMode::Strict, QueryMode::Lenient] {
+                    let mixed = format!("{}a{}", "NOT (".repeat(16), ")".repeat(16));
+                    for text in [deep(MAX_QUERY_DEPTH), nots(MAX_QUERY_DEPTH), mixed] {
+                        assert_eq!(nesting_depth(&text), MAX_QUERY_DEPTH);
+                        let r = p.parse_in(&text, mode);
+                        assert!(!matches!(r, Err(QueryError::TooDeep(_))), "{text}");
+                    }
+                    assert!(p.parse_in(&deep(MAX_QUERY_DEPTH), mode).is_ok());
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

@@ -10,14 +10,11 @@
 
 use std::collections::HashMap;
 
-use scatter_core::limits::{AGG_BUCKET_LIMIT, AGG_MEMORY_LIMIT};
 use scatter_proto::v1::terms_agg_spec::Select;
 use scatter_proto::v1::{AggsRequest, MetricPart, TermBucket, TermsAggPart, TermsAggSpec};
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
-use tantivy::aggregation::{
-    AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
-};
+use tantivy::aggregation::{AggContextParams, DistributedAggregationCollector};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocId, Score, Searcher, SegmentOrdinal, SegmentReader};
@@ -54,8 +51,7 @@ impl AggsCollector {
         } else {
             let aggs: Aggregations = serde_json::from_str(&req.tantivy_json)
                 .map_err(|e| ShardError::InvalidArgument(format!("aggs: {e}")))?;
-            let limits =
-                AggregationLimitsGuard::new(Some(AGG_MEMORY_LIMIT), Some(AGG_BUCKET_LIMIT));
+            let limits = scatter_core::limits::process_agg_limits();
             let context = AggContextParams::new(limits, searcher.index().tokenizers().clone());
             Some(DistributedAggregationCollector::from_aggs(aggs, context))
         };

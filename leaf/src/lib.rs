@@ -35,6 +35,8 @@ pub mod sort;
 pub mod stats;
 pub mod ties;
 pub mod versions;
+pub mod watch;
+pub mod watched_query;
 pub mod writer;
 
 pub use live::LiveShard;

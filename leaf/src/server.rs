@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use scatter_core::limits::{H2_MAX_PENDING_RESETS, H2_MAX_STREAMS};
 use scatter_proto::v1::FaultSettings;
 use scatter_proto::LeafServer;
 use tokio::net::TcpListener;
@@ -127,6 +128,11 @@ impl BoundLeaf {
             tokio::spawn(async move { axum::serve(listener, app).await })
         });
         let served = Server::builder()
+            // Deadlines and hedging make a root cancel streams often; h2's default of 20
+            // reset streams pending accept made a leaf drop every stream of a busy root
+            // ("remotely-reset pending-accept streams reached limit") and get ejected.
+            .http2_max_pending_accept_reset_streams(Some(H2_MAX_PENDING_RESETS))
+            .max_concurrent_streams(H2_MAX_STREAMS)
             .add_service(health)
             .add_service(leaf)
             .serve_with_incoming_shutdown(incoming, shutdown)

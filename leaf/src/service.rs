@@ -128,9 +128,11 @@ impl LeafService {
 
 /// Runs `work` on each shard of a chunk, skipping it when the caller is gone or the
 /// deadline passed.
+/// The work is watched ([`crate::watch`]): it stops inside its loops once the deadline
+/// passes or the caller goes away, and a panic in it is that shard's error.
 fn run_chunk<T>(
     chunk: Vec<(u32, Option<Arc<Shard>>)>,
-    gone: &AtomicBool,
+    gone: &Arc<AtomicBool>,
     deadline: Option<Instant>,
     work: &(impl Fn(&Shard) -> Result<T, ShardError> + ?Sized),
 ) -> PerShard<T> {
@@ -140,12 +142,31 @@ fn run_chunk<T>(
             let expired = deadline.is_some_and(|d| Instant::now() >= d);
             let r = match shard {
                 _ if gone.load(Ordering::Relaxed) || expired => Err(ShardError::Skipped),
-                Some(shard) => work(&shard),
+                Some(shard) => watched(deadline, Some(gone.clone()), || work(&shard)),
                 None => Err(ShardError::NotServed(id)),
             };
             (id, r)
         })
         .collect()
+}
+
+/// `work` run under a [`crate::watch`]: stopped work is skipped; a panic is the request's
+/// error (the same request would fail the same way on every replica, so no retry helps).
+pub fn watched<T>(
+    deadline: Option<Instant>,
+    gone: Option<Arc<AtomicBool>>,
+    work: impl FnOnce() -> Result<T, ShardError>,
+) -> Result<T, ShardError> {
+    match crate::watch::run(deadline, gone, work) {
+        Ok(r) => r,
+        Err(crate::watch::Stopped::Expired) => Err(ShardError::Skipped),
+        Err(crate::watch::Stopped::Panicked(m)) => {
+            tracing::error!("a request's work panicked: {m}");
+            Err(ShardError::InvalidArgument(format!(
+                "the request failed inside the leaf (internal error: {m})"
+            )))
+        }
+    }
 }
 
 /// The call's result when every shard failed alike: a bad request or a passed deadline is
@@ -322,7 +343,10 @@ impl Leaf for LeafService {
             let (parts, located) = split_located(parts);
             let mut merged = merge_search(parts, window).map_err(status_of)?;
             if req.fetch {
-                fetch_kept(&mut merged, &req, &targets, &located);
+                let _ = watched(deadline, None, || {
+                    fetch_kept(&mut merged, &req, &targets, &located);
+                    Ok(())
+                });
             }
             Ok(Response::new(merged))
         }

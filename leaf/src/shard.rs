@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
 use scatter_core::document::stored_fields_json;
+use scatter_core::limits::MAX_SNIPPET_FIELDS;
 use scatter_core::query::{QueryError, ScatterQueryParser};
 use scatter_core::ShardMeta;
 use scatter_proto::v1::{
@@ -253,9 +254,10 @@ impl Shard {
         &self,
         req: &SearchRequest,
     ) -> Result<Box<dyn tantivy::query::Query>, ShardError> {
-        Ok(self
+        let query = self
             .parser
-            .parse_search(&req.query, mode(req.lenient), &req.filters)?)
+            .parse_search(&req.query, mode(req.lenient), &req.filters)?;
+        Ok(Box::new(crate::watched_query::Watched(query)))
     }
 
     /// Ranked search: hits sorted by score descending, ties by external id ascending.
@@ -521,6 +523,7 @@ impl Shard {
         let explainer = self.explainer(searcher, req)?;
         let mut docs = Vec::with_capacity(req.ids.len());
         for (i, id) in req.ids.iter().enumerate() {
+            crate::watch::checkpoint();
             let known = addrs.get(i).copied().flatten();
             let Some(addr) = known.map_or_else(|| self.find(searcher, id), |a| Ok(Some(a)))? else {
                 continue;
@@ -623,8 +626,17 @@ impl Shard {
         terms: &[Term],
         provider: &dyn Bm25StatisticsProvider,
     ) -> Result<Vec<(String, SnippetGenerator)>, ShardError> {
+        let mut names: Vec<&String> = req.snippet_fields.iter().collect();
+        names.sort();
+        names.dedup();
+        if names.len() > MAX_SNIPPET_FIELDS {
+            return Err(ShardError::InvalidArgument(format!(
+                "{} snippet fields; at most {MAX_SNIPPET_FIELDS}",
+                names.len()
+            )));
+        }
         let mut generators = Vec::new();
-        for name in &req.snippet_fields {
+        for name in names {
             let field = self.text_field(name)?;
             let mut weights = BTreeMap::new();
             for term in terms.iter().filter(|t| t.field() == field) {

@@ -306,23 +306,37 @@ pub fn after_key(keys: &[SortKey], json: &str) -> Result<Vec<u8>, ShardError> {
     Ok(key)
 }
 
+/// The smallest of `values` (the largest when `desc`).
+fn pick<T: PartialOrd>(values: impl Iterator<Item = T>, desc: bool) -> Option<T> {
+    values.reduce(|a, b| {
+        let b_first = if desc { b > a } else { b < a };
+        if b_first {
+            b
+        } else {
+            a
+        }
+    })
+}
+
 impl SortSegment {
     /// The values of `doc`, key by key.
     fn key_values(&mut self, doc: DocId, score: Score) -> Vec<KeyValue> {
         let text = &mut self.text;
         self.columns
             .iter()
-            .map(|column| {
+            .zip(&self.desc)
+            .map(|(column, &desc)| {
+                // A document with several values sorts by its smallest ascending and by its
+                // largest descending (as Elasticsearch does).
                 let v = match column {
                     KeyColumn::Score => Some(KeyValue::Score(score)),
-                    KeyColumn::U64(c) => c.first(doc).map(KeyValue::U64),
-                    KeyColumn::I64(c) => c.first(doc).map(KeyValue::I64),
-                    KeyColumn::F64(c) => c.first(doc).map(KeyValue::F64),
-                    KeyColumn::Date(c) => c
-                        .first(doc)
+                    KeyColumn::U64(c) => pick(c.values_for_doc(doc), desc).map(KeyValue::U64),
+                    KeyColumn::I64(c) => pick(c.values_for_doc(doc), desc).map(KeyValue::I64),
+                    KeyColumn::F64(c) => pick(c.values_for_doc(doc), desc).map(KeyValue::F64),
+                    KeyColumn::Date(c) => pick(c.values_for_doc(doc), desc)
                         .map(|d| KeyValue::Date(d.into_timestamp_nanos())),
                     KeyColumn::Str(c) => c.as_ref().and_then(|c| {
-                        let ord = c.term_ords(doc).next()?;
+                        let ord = pick(c.term_ords(doc), desc)?;
                         text.clear();
                         c.ord_to_str(ord, text)
                             .ok()?

@@ -93,9 +93,14 @@ pub async fn aggregate(
     let mut out = Aggregated::default();
     if let Some((aggs, _)) = &plan.tantivy {
         let bytes = parts.iter().map(|p| p.tantivy.as_slice());
-        out.results = crate::aggs::finish_tantivy(aggs, bytes).map_err(|e| {
-            ApiError::unavailable(format!("merging the shards' aggregations failed: {e}"))
-        })?;
+        out.results =
+            crate::aggs::finish_tantivy(aggs, bytes, plan.bucket_budget).map_err(|e| match e {
+                crate::aggs::FinishError::TooManyBuckets(m) => ApiError::bad_param(m),
+                crate::aggs::FinishError::Merge(m) => {
+                    ApiError::unavailable(format!("merging the shards' aggregations failed: {m}"))
+                }
+            })?;
+        crate::agg_es::finish(&mut out.results, &plan.asked.0, &plan.asked.1);
         for name in aggs.keys() {
             out.profile.push(AggProfile {
                 name: name.clone(),

@@ -6,12 +6,11 @@
 //! Nesting: one level. A bucket aggregation (terms, histogram, date_histogram, range) may hold
 //! metric aggregations (stats, avg, min, max, sum, value_count); terms only at the top level.
 
-use scatter_core::limits::{AGG_BUCKET_LIMIT, AGG_MEMORY_LIMIT, MAX_AGGS, MAX_TERMS_SIZE};
+use scatter_core::limits::{AGG_BUCKET_LIMIT, MAX_AGGS, MAX_TERMS_SIZE};
 use scatter_core::schema::{FieldKind, ScatterSchema};
 use serde_json::{Map, Value};
 use tantivy::aggregation::agg_req::{Aggregation, Aggregations};
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
-use tantivy::aggregation::AggregationLimitsGuard;
 
 /// A metric aggregation's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +76,12 @@ pub struct AggsPlan {
     pub tantivy: Option<(Aggregations, String)>,
     /// The terms aggregations.
     pub terms: Vec<TermsAgg>,
+    /// The request as asked and the schema, for the answer's Elasticsearch semantics
+    /// ([`crate::agg_es::finish`]).
+    pub asked: (Value, ScatterSchema),
+    /// Buckets the answer may still add once the shards have answered (histograms' gaps):
+    /// [`AGG_BUCKET_LIMIT`] less what the request itself asks for.
+    pub bucket_budget: f64,
 }
 
 const BUCKET_TYPES: [&str; 4] = ["terms", "histogram", "date_histogram", "range"];
@@ -88,6 +93,7 @@ pub fn plan(aggs: &Value, schema: &ScatterSchema) -> Result<AggsPlan, String> {
         .as_object()
         .ok_or("aggs must be an object of named aggregations")?;
     let mut count = 0;
+    let mut budget = f64::from(AGG_BUCKET_LIMIT);
     let mut tantivy = Map::new();
     let mut terms = Vec::new();
     for (name, body) in named {
@@ -97,10 +103,19 @@ pub fn plan(aggs: &Value, schema: &ScatterSchema) -> Result<AggsPlan, String> {
             return Err(format!("more than {MAX_AGGS} aggregations"));
         }
         if kind == "terms" {
-            terms.push(terms_agg(name, params, subs, schema)?);
+            let agg = terms_agg(name, params, subs, schema)?;
+            crate::agg_checks::terms(name, agg.size, &mut budget)?;
+            terms.push(agg);
             continue;
         }
         check(name, kind, params, schema)?;
+        match kind {
+            "histogram" | "date_histogram" => {
+                crate::agg_checks::histogram(name, kind, params, &mut budget)?
+            }
+            "range" => crate::agg_checks::ranges(name, params, &mut budget)?,
+            _ => {}
+        }
         serde_json::from_value::<Aggregation>(body.clone())
             .map_err(|e| format!("aggregation {name:?}: {e}"))?;
         if let Some(subs) = subs {
@@ -120,11 +135,17 @@ pub fn plan(aggs: &Value, schema: &ScatterSchema) -> Result<AggsPlan, String> {
     let tantivy = if tantivy.is_empty() {
         None
     } else {
+        crate::agg_es::rewrite(&mut tantivy, schema);
         let json = Value::Object(tantivy).to_string();
         let parsed: Aggregations = serde_json::from_str(&json).map_err(|e| format!("aggs: {e}"))?;
         Some((parsed, json))
     };
-    Ok(AggsPlan { tantivy, terms })
+    Ok(AggsPlan {
+        tantivy,
+        terms,
+        asked: (aggs.clone(), schema.clone()),
+        bucket_budget: budget,
+    })
 }
 
 /// An aggregation's type, its parameters and its sub-aggregations.
@@ -356,28 +377,53 @@ fn terms_agg(
     })
 }
 
+/// Why merged aggregations have no answer.
+#[derive(Debug)]
+pub enum FinishError {
+    /// The answer would hold more buckets than allowed: the request's fault (400).
+    TooManyBuckets(String),
+    /// The shards' parts could not be merged.
+    Merge(String),
+}
+
 /// Merges the shards' intermediate results (postcard-encoded) into tantivy's final answer,
-/// as JSON.
+/// as JSON; the buckets gap filling adds are counted against `bucket_budget` first.
 pub fn finish_tantivy<'a>(
     aggs: &Aggregations,
     parts: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Map<String, Value>, String> {
+    bucket_budget: f64,
+) -> Result<Map<String, Value>, FinishError> {
+    finish_parts(aggs, parts, bucket_budget)
+}
+
+fn finish_parts<'a>(
+    aggs: &Aggregations,
+    parts: impl IntoIterator<Item = &'a [u8]>,
+    bucket_budget: f64,
+) -> Result<Map<String, Value>, FinishError> {
+    use FinishError::Merge;
     let mut merged = IntermediateAggregationResults::default();
     for part in parts {
-        let part: IntermediateAggregationResults =
-            postcard::from_bytes(part).map_err(|e| format!("a shard's aggregations: {e}"))?;
+        let part: IntermediateAggregationResults = postcard::from_bytes(part)
+            .map_err(|e| Merge(format!("a shard's aggregations: {e}")))?;
         if part.keys().any(|k| aggs.get(k.as_str()).is_none()) {
-            return Err("a shard answered aggregations that were not asked".into());
+            return Err(Merge(
+                "a shard answered aggregations that were not asked".into(),
+            ));
         }
-        merged.merge_fruits(part).map_err(|e| e.to_string())?;
+        merged
+            .merge_fruits(part)
+            .map_err(|e| Merge(e.to_string()))?;
     }
-    let limits = AggregationLimitsGuard::new(Some(AGG_MEMORY_LIMIT), Some(AGG_BUCKET_LIMIT));
+    crate::agg_checks::check_merged(aggs, &merged, bucket_budget)
+        .map_err(FinishError::TooManyBuckets)?;
+    let limits = scatter_core::limits::process_agg_limits();
     let results = merged
         .into_final_result(aggs.clone(), limits)
-        .map_err(|e| e.to_string())?;
-    match serde_json::to_value(results).map_err(|e| e.to_string())? {
+        .map_err(|e| Merge(e.to_string()))?;
+    match serde_json::to_value(results).map_err(|e| Merge(e.to_string()))? {
         Value::Object(map) => Ok(map),
-        _ => Err("aggregation results are not an object".into()),
+        _ => Err(Merge("aggregation results are not an object".into())),
     }
 }
 

@@ -1,11 +1,10 @@
 //! Result cache at the root: complete answers keyed by the query and its parameters, valid
 //! only while every shard still serves the index generation the answer was computed from
-//! (leaves report their generation in every response and probe). Bounded in memory; the
-//! oldest entries go first.
+//! (leaves report their generation in every response and probe). Bounded in memory: every
+//! entry is weighed by the bytes it holds, key included (quick_cache with a weigher).
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use crate::api::SearchResponse;
 
@@ -40,10 +39,11 @@ pub struct CacheKey {
     pub aggs: Option<String>,
 }
 
+/// A cached answer with the generations it was computed at, and its weight.
 struct Entry {
     generations: Vec<u64>,
     response: SearchResponse,
-    bytes: usize,
+    bytes: u64,
 }
 
 /// Counters of the result cache.
@@ -55,23 +55,26 @@ pub struct ResultCacheCounters {
     pub misses: u64,
     /// Entries currently held.
     pub entries: usize,
-    /// Approximate bytes held.
+    /// Bytes held (keys and answers, as weighed by [`weight`]).
     pub bytes: usize,
     /// Capacity in bytes (0: disabled).
     pub capacity_bytes: usize,
 }
 
-#[derive(Default)]
-struct Inner {
-    map: HashMap<CacheKey, Entry>,
-    order: VecDeque<CacheKey>,
-    bytes: usize,
+/// Weighs entries by the bytes [`weight`] gave them when they were put.
+#[derive(Clone)]
+struct ByBytes;
+
+impl quick_cache::Weighter<CacheKey, Arc<Entry>> for ByBytes {
+    fn weight(&self, _key: &CacheKey, entry: &Arc<Entry>) -> u64 {
+        entry.bytes
+    }
 }
 
-/// Bounded result cache.
+/// Bounded result cache (quick_cache's S3-FIFO, weighed in bytes: keys and answers).
 pub struct ResultCache {
     capacity: usize,
-    inner: Mutex<Inner>,
+    cache: quick_cache::sync::Cache<CacheKey, Arc<Entry>, ByBytes>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -81,7 +84,12 @@ impl ResultCache {
     pub fn new(capacity: usize) -> Self {
         ResultCache {
             capacity,
-            inner: Mutex::new(Inner::default()),
+            // Sized for entries of ~4 KB; the weight, not the count, bounds it.
+            cache: quick_cache::sync::Cache::with_weighter(
+                (capacity / 4096).clamp(16, 1 << 20),
+                capacity.max(1) as u64,
+                ByBytes,
+            ),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -92,9 +100,8 @@ impl ResultCache {
         if self.capacity == 0 {
             return None;
         }
-        let inner = self.inner.lock().expect("result cache");
-        let found = inner
-            .map
+        let found = self
+            .cache
             .get(key)
             .filter(|e| e.generations == generations)
             .map(|e| e.response.clone());
@@ -109,61 +116,96 @@ impl ResultCache {
         found
     }
 
-    /// Keeps a complete answer computed at `generations`.
+    /// Keeps a complete answer computed at `generations` (one larger than a quarter of the
+    /// cache is not kept).
     pub fn put(&self, key: CacheKey, generations: Vec<u64>, response: &SearchResponse) {
         if self.capacity == 0 || response.partial {
             return;
         }
-        let bytes = approx_size(&key, response);
+        let bytes = weight(&key, response);
         if bytes > self.capacity / 4 {
             return;
         }
-        let mut inner = self.inner.lock().expect("result cache");
-        if let Some(old) = inner.map.remove(&key) {
-            inner.bytes -= old.bytes;
-            inner.order.retain(|k| k != &key);
-        }
-        while inner.bytes + bytes > self.capacity {
-            let Some(oldest) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(old) = inner.map.remove(&oldest) {
-                inner.bytes -= old.bytes;
-            }
-        }
-        inner.bytes += bytes;
-        inner.order.push_back(key.clone());
-        inner.map.insert(
-            key,
-            Entry {
-                generations,
-                response: response.clone(),
-                bytes,
-            },
-        );
+        let entry = Entry {
+            generations,
+            response: response.clone(),
+            bytes: bytes as u64,
+        };
+        self.cache.insert(key, Arc::new(entry));
     }
 
     /// Hit and miss counts and size.
     pub fn counters(&self) -> ResultCacheCounters {
-        let inner = self.inner.lock().expect("result cache");
         ResultCacheCounters {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            entries: inner.map.len(),
-            bytes: inner.bytes,
+            entries: self.cache.len(),
+            bytes: self.cache.weight() as usize,
             capacity_bytes: self.capacity,
         }
     }
 }
 
-/// Rough heap size of an entry: the hits' ids and stored fields dominate.
-fn approx_size(key: &CacheKey, r: &SearchResponse) -> usize {
-    let fields: usize = r
+/// Heap bytes of an entry, key included: every string and list it holds, plus a fixed
+/// cost per allocation. An over-estimate is harmless, an under-estimate lets the cache
+/// outgrow its budget (as it did when only ids and fields were counted).
+pub fn weight(key: &CacheKey, r: &SearchResponse) -> usize {
+    const ALLOC: usize = 32;
+    let strings = |v: &[String]| v.iter().map(|s| s.len() + ALLOC).sum::<usize>();
+    let key_bytes = std::mem::size_of::<CacheKey>()
+        + key.query.len()
+        + strings(&key.filters)
+        + strings(&key.snippet_fields)
+        + key.sort.iter().map(|(f, _)| f.len() + ALLOC).sum::<usize>()
+        + key.search_after.as_ref().map_or(0, String::len)
+        + key.aggs.as_ref().map_or(0, String::len)
+        + key
+            .snippet
+            .tags
+            .as_ref()
+            .map_or(0, |(a, b)| a.len() + b.len());
+    let hits: usize = r
         .hits
         .iter()
-        .map(|h| h.id.len() + 64 + h.fields.get().len())
+        .map(|h| {
+            std::mem::size_of_val(h)
+                + h.id.len()
+                + h.fields.get().len()
+                + h.explanation.as_ref().map_or(0, |e| e.get().len())
+                + h.sort.as_ref().map_or(0, |s| s.get().len())
+                + h.snippets.as_ref().map_or(0, |m| {
+                    m.iter()
+                        .map(|(k, v)| k.len() + json_bytes(v) + 2 * ALLOC)
+                        .sum()
+                })
+                + 4 * ALLOC
+        })
         .sum();
-    256 + key.query.len() + fields
+    let aggs = r
+        .aggregations
+        .as_ref()
+        .map_or(0, |m| m.iter().map(|(k, v)| k.len() + json_bytes(v)).sum());
+    let profile = r.profile.as_ref().map_or(0, |p| {
+        (p.search.len() + p.fetch.len() + p.aggregations.len()) * 512
+    });
+    std::mem::size_of::<SearchResponse>()
+        + key_bytes
+        + hits
+        + aggs
+        + profile
+        + r.pit_id.as_ref().map_or(0, String::len)
+        + 2 * ALLOC
+}
+
+/// Heap bytes of a JSON value, roughly (48 per node plus its strings).
+fn json_bytes(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    48 + match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(json_bytes).sum(),
+        Value::Object(o) => o.iter().map(|(k, v)| k.len() + 32 + json_bytes(v)).sum(),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +262,17 @@ mod tests {
         }
         let n = c.counters();
         assert!(n.bytes <= 4096 && n.entries < 100);
+        // Keys weigh what they hold: a key of 32 filters of 8 KB is not "a few bytes".
+        let mut big = key("b");
+        big.filters = vec!["x".repeat(8192); 32];
+        assert!(weight(&big, &response(false)) > 32 * 8192);
+        let c = ResultCache::new(1 << 20);
+        for i in 0..100 {
+            let mut k = big.clone();
+            k.query = format!("q{i}");
+            c.put(k, vec![1], &response(false));
+        }
+        assert!(c.counters().bytes <= 1 << 20, "{:?}", c.counters());
         assert!(ResultCache::new(0).get(&key("a"), &[1, 2]).is_none());
     }
 }

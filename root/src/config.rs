@@ -45,6 +45,16 @@ pub struct RootConfig {
     pub api_keys: Option<crate::auth::ApiKeys>,
     /// TLS certificate chain and key (PEM); `None`: plain HTTP.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The process's memory budget for requests, in bytes (see [`crate::memory`]).
+    pub memory_budget_bytes: usize,
+    /// Connection cap and header-read timeout.
+    pub connections: crate::connections::ConnectionLimits,
+    /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
+    pub cors_origins: Vec<String>,
+    /// Host names requests may address (`Host` header); `None`: any.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Most points in time one client (API key, or address without keys) holds open.
+    pub max_pits_per_client: usize,
 }
 
 /// Default of [`RootConfig::max_concurrent_searches`].
@@ -75,6 +85,11 @@ impl RootConfig {
             max_concurrent_searches: DEFAULT_MAX_CONCURRENT_SEARCHES,
             api_keys: None,
             tls: None,
+            memory_budget_bytes: crate::memory::DEFAULT_MEMORY_BUDGET_MB << 20,
+            connections: Default::default(),
+            cors_origins: Vec::new(),
+            allowed_hosts: None,
+            max_pits_per_client: crate::front_door::DEFAULT_MAX_PITS_PER_CLIENT,
         }
     }
 

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -23,6 +22,8 @@ use crate::api::{Filters, SearchParams};
 use crate::cluster::Cluster;
 use crate::config::RootConfig;
 use crate::error::ApiError;
+use crate::front_door::{client_of, PitQuota};
+use crate::memory::MemoryBudget;
 use crate::root::Root;
 use crate::stats_table::{spawn_refresher, StatsTable};
 pub use crate::validate::validate;
@@ -39,23 +40,26 @@ pub struct AppState {
     pub config: Arc<RootConfig>,
     /// Kilobytes of bulk bodies that may be in flight (see `RootConfig::max_ingest_bytes`).
     pub ingest_budget: Arc<tokio::sync::Semaphore>,
+    /// The process's memory budget (`--memory-budget-mb`), shared by every request.
+    pub memory: MemoryBudget,
+    /// One admission limit for every search-like route (`--max-concurrent-searches`).
+    pub admission: Arc<tokio::sync::Semaphore>,
+    /// Points in time open per client (`--max-pits-per-client`).
+    pub pits: Arc<PitQuota>,
 }
 
 /// The API router.
-pub fn router(state: AppState) -> Router {
-    // Load shedding: at most `max_concurrent_searches` searches run; one more is refused at
-    // once (429 + Retry-After) instead of queueing without bound.
-    let shed = tower::ServiceBuilder::new()
-        .layer(axum::error_handling::HandleErrorLayer::new(
-            |_: tower::BoxError| async { overloaded() },
-        ))
-        .layer(tower::load_shed::LoadShedLayer::new())
-        .layer(tower::limit::ConcurrencyLimitLayer::new(
-            state.config.max_concurrent_searches.max(1),
-        ));
+pub fn router(state: AppState) -> anyhow::Result<Router> {
+    // Load shedding: at most `max_concurrent_searches` search-like requests run, all routes
+    // together; one more is refused at once (429 + Retry-After) instead of queueing.
+    let admit =
+        axum::middleware::from_fn_with_state(state.admission.clone(), crate::front_door::admit);
     let keys = state.config.api_keys.clone().map(Arc::new);
     let router = Router::new()
-        .route("/search", get(search_get).post(search_post).layer(shed))
+        .route(
+            "/search",
+            get(search_get).post(search_post).route_layer(admit.clone()),
+        )
         .route("/pit", axum::routing::delete(pit_delete))
         .route("/", get(crate::ui::index))
         .route("/schema", get(schema_get))
@@ -70,7 +74,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(documents_post)
                 .layer(DefaultBodyLimit::max(state.config.max_bulk_bytes)),
         )
-        .route("/documents/{id}", get(document_get).delete(document_delete))
+        .route(
+            "/documents/{id}",
+            get(document_get).route_layer(admit).delete(document_delete),
+        )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         });
@@ -81,33 +88,31 @@ pub fn router(state: AppState) -> Router {
         )),
         None => router,
     };
-    router
-        .layer(axum::middleware::from_fn(crate::request_id::middleware))
-        .with_state(state)
+    let mut router = router.layer(axum::middleware::from_fn(crate::request_id::middleware));
+    if !state.config.cors_origins.is_empty() {
+        router = router.layer(crate::front_door::cors(&state.config.cors_origins)?);
+    }
+    if let Some(hosts) = &state.config.allowed_hosts {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::new(hosts.clone()),
+            crate::front_door::check_host,
+        ));
+    }
+    Ok(router.with_state(state))
 }
 
-/// The answer to a search refused by load shedding.
-fn overloaded() -> Response {
-    metrics::counter!("scatter_root_search_shed_total").increment(1);
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_requests",
-        "the root is running as many searches as it may (--max-concurrent-searches): retry \
-         after a moment",
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert("retry-after", axum::http::HeaderValue::from_static("1"));
-    response
-}
+/// Who sent a request (see [`crate::front_door::client_of`]).
+type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
 
 async fn search_get(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
+    let client = client_of(&headers, peer.as_deref());
     match get_params(raw.as_deref().unwrap_or("")) {
-        Ok(p) => run_search(&state, p).await,
+        Ok(p) => run_search(&state, p, &client).await,
         Err(e) => e.into_response(),
     }
 }
@@ -133,10 +138,13 @@ pub fn get_params(raw: &str) -> Result<SearchParams, ApiError> {
 
 async fn search_post(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Peer,
     body: Result<Json<SearchParams>, JsonRejection>,
 ) -> Response {
+    let client = client_of(&headers, peer.as_deref());
     match body {
-        Ok(Json(p)) => run_search(&state, p).await,
+        Ok(Json(p)) => run_search(&state, p, &client).await,
         // A well-formed body naming an unknown parameter is a bad parameter, as in GET.
         Err(JsonRejection::JsonDataError(e)) if e.body_text().contains("unknown field") => {
             ApiError::bad_param(e.body_text()).into_response()
@@ -174,6 +182,7 @@ async fn pit_delete(
         Ok(p) => p,
         Err(e) => return ApiError::bad_param(e).into_response(),
     };
+    state.pits.closed(&body.pit_id);
     match crate::pit::close(&state.root.cluster, &pit).await {
         Ok(0) => crate::pit::expired("no part of this point in time is open (expired or closed)")
             .into_response(),
@@ -186,10 +195,10 @@ async fn pit_delete(
     }
 }
 
-async fn run_search(state: &AppState, params: SearchParams) -> Response {
+async fn run_search(state: &AppState, params: SearchParams, client: &str) -> Response {
     let start = Instant::now();
     let result = match validate(&state.config, params) {
-        Ok(v) => state.root.search(v).await,
+        Ok(v) => admitted_search(state, v, client).await,
         Err(e) => Err(e),
     };
     let outcome = match &result {
@@ -206,13 +215,51 @@ async fn run_search(state: &AppState, params: SearchParams) -> Response {
     }
 }
 
+/// Runs a validated search within the process's memory budget (its estimated share
+/// reserved for its whole run) and, when it opens a point in time, the client's quota.
+async fn admitted_search(
+    state: &AppState,
+    search: crate::root::Search,
+    client: &str,
+) -> Result<crate::api::SearchResponse, ApiError> {
+    let _memory = state.memory.reserve(
+        search.memory_estimate(state.root.cluster.shards.len()),
+        "this search",
+    )?;
+    let opening = search
+        .pit
+        .as_ref()
+        .filter(|p| p.id.is_none())
+        .map(|p| p.keep_alive_ms);
+    let max_pits = state.config.max_pits_per_client;
+    if opening.is_some() && !state.pits.may_open(client, max_pits) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_pits",
+            format!(
+                "this client holds {max_pits} open points in time (--max-pits-per-client): \
+                 close some (DELETE /pit) or let them expire"
+            ),
+        ));
+    }
+    let response = state.root.search(search).await?;
+    if let (Some(keep_alive_ms), Some(id)) = (opening, &response.pit_id) {
+        let expires = Instant::now() + Duration::from_millis(keep_alive_ms);
+        state.pits.opened(client, id.clone(), expires);
+    }
+    Ok(response)
+}
+
 async fn documents_post(
     State(state): State<AppState>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: axum::extract::Request,
 ) -> Response {
-    let body = match body {
+    if let Err(e) = crate::front_door::check_write_type(request.headers()) {
+        return e.into_response();
+    }
+    let (body, memory) = match crate::bulk_body::read(&state, request).await {
         Ok(b) => b,
-        Err(e) => return ApiError::new(e.status(), "body_rejected", e.body_text()).into_response(),
+        Err(e) => return e.into_response(),
     };
     // A body larger than the whole budget takes all of it (it runs alone).
     let budget_kb = (state.config.max_ingest_bytes >> 10).max(1);
@@ -234,7 +281,7 @@ async fn documents_post(
     // replica (the answer is dropped), so a disconnect leaves no replica without it.
     let (cluster, timeout) = (state.root.cluster.clone(), state.config.write_timeout);
     let result = tokio::spawn(async move {
-        let _permit = _permit;
+        let (_permit, _memory) = (_permit, memory);
         crate::ingest::bulk(&cluster, &body, timeout).await
     })
     .await
@@ -265,7 +312,22 @@ fn bulk_response(resp: crate::ingest::BulkResponse) -> Response {
     response
 }
 
+/// An id no document can have (longer than the limit) is a 400.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let max = scatter_core::limits::MAX_ID_BYTES;
+    if id.len() > max {
+        return Err(ApiError::bad_param(format!(
+            "id is {} bytes long; ids are at most {max} bytes",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
 async fn document_delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Err(e) = check_id(&id) {
+        return e.into_response();
+    }
     let (cluster, timeout) = (state.root.cluster.clone(), state.config.write_timeout);
     let deleted = tokio::spawn(async move { crate::ingest::delete(&cluster, &id, timeout).await })
         .await
@@ -277,6 +339,9 @@ async fn document_delete(State(state): State<AppState>, Path(id): Path<String>) 
 }
 
 async fn document_get(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Err(e) = check_id(&id) {
+        return e.into_response();
+    }
     let timeout = state.config.default_timeout;
     match crate::ingest::get(&state.root.cluster, &id, timeout).await {
         Ok(Some((shard, fields))) => {
@@ -398,6 +463,11 @@ impl BoundRoot {
                 ingest_budget: Arc::new(tokio::sync::Semaphore::new(
                     (config.max_ingest_bytes >> 10).max(1),
                 )),
+                memory: MemoryBudget::new(config.memory_budget_bytes),
+                admission: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_concurrent_searches.max(1),
+                )),
+                pits: Arc::default(),
                 config: Arc::new(config),
             },
             tls,
@@ -422,27 +492,23 @@ impl BoundRoot {
             self.state.config.probe_interval,
             |root: &Root| &root.table,
         );
-        let app = router(self.state);
-        let result = match self.tls {
+        let limits = self.state.config.connections;
+        let app = router(self.state)?;
+        match self.tls {
             Some(tls) => {
                 let listener = crate::tls::TlsListener::new(self.listener, tls)?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                crate::connections::serve(listener, app, limits, shutdown).await
             }
             None => {
                 let listener = self.listener.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                crate::connections::serve(listener, app, limits, shutdown).await
             }
         }
-        .context("root server failed");
         prober.abort();
         refresher.abort();
-        result
+        Ok(())
     }
 }
 

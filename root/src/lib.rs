@@ -25,23 +25,29 @@
 //! - [`cluster_schema`]: the schema, parser and routing every replica must share;
 //! - [`config`]: the cluster layout (`--shard` flags or a cluster file).
 
+pub mod agg_checks;
+pub mod agg_es;
 pub mod aggregate;
 pub mod aggs;
 pub mod api;
 pub mod auth;
 pub mod balance;
+pub mod bulk_body;
 pub mod cache;
 pub mod clock;
 pub mod cluster;
 pub mod cluster_schema;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod fanout;
 pub mod fetch;
+pub mod front_door;
 pub mod hedge;
 pub mod http;
 pub mod ingest;
 pub mod leaf_node;
+pub mod memory;
 pub mod merge;
 pub mod openapi;
 pub mod pit;

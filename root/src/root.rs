@@ -186,6 +186,18 @@ impl Root {
                     "pit_id does not name one replica of every shard of this cluster",
                 ));
             }
+            let known = |e: &crate::pit::PitEntry| {
+                self.cluster.shards[e.shard]
+                    .replicas
+                    .iter()
+                    .any(|r| r.addr == e.replica)
+            };
+            if !pit.entries.iter().all(known) {
+                return Err(crate::pit::expired(
+                    "pit_id names a replica this cluster does not have: the point in time is \
+                     gone (or the id was not issued here)",
+                ));
+            }
         }
         if let Some(pit) = search.pit.as_mut().filter(|p| p.id.is_none()) {
             let opened = crate::pit::open(
@@ -338,7 +350,8 @@ impl Root {
             stats: stats.clone(),
             skip_total_count: search.track_total_hits == TrackTotalHits::None,
             count_up_to: match search.track_total_hits {
-                TrackTotalHits::UpTo(n) => n.max(1),
+                // One more than asked: a shard with exactly N matches counts them exactly.
+                TrackTotalHits::UpTo(n) => n.saturating_add(1),
                 _ => 0,
             },
             fetch: fuse,

@@ -17,6 +17,10 @@ pub enum Scoring {
     Local,
 }
 
+/// Memory a search with aggregations is counted for: shards' parts and the merged answer
+/// of up to 65,000 buckets.
+pub const AGGS_MEMORY_ESTIMATE: usize = 16 << 20;
+
 /// A validated search request.
 #[derive(Debug, Clone)]
 pub struct Search {
@@ -60,6 +64,24 @@ impl Search {
     /// The point in time this search reads, once opened.
     pub fn pit_id(&self) -> Option<&crate::pit::PitId> {
         self.pit.as_ref()?.id.as_ref()
+    }
+
+    /// The memory this search may hold at the root over `shards` shards, for the process's
+    /// budget ([`crate::memory`]): each shard's hit list, the page's documents with their
+    /// snippets and explanations, and aggregation state. An estimate from the parameters,
+    /// on the high side.
+    pub fn memory_estimate(&self, shards: usize) -> usize {
+        let window = self.from + self.size;
+        let hits = window * shards * 256;
+        let per_doc = 8 * 1024
+            + self.snippet_fields.len() * (self.snippet.max_chars.max(150) as usize * 4 + 256)
+            + if self.explain { 16 * 1024 } else { 0 };
+        let aggs = if self.aggs.is_some() {
+            AGGS_MEMORY_ESTIMATE
+        } else {
+            0
+        };
+        64 * 1024 + hits + self.size * per_doc + aggs + self.query.len() * 4
     }
 
     /// The point in time's tokens by shard (empty without one).

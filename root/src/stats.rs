@@ -18,8 +18,12 @@ use crate::cluster::Cluster;
 use crate::fanout::{scatter_with, Hedging};
 use crate::stats_table::StatsTable;
 
-/// Most cached terms; past it the cache starts over.
-pub const MAX_CACHED_TERMS: usize = 1_000_000;
+/// Most bytes of cached terms (field names and term bytes, plus a fixed cost per entry);
+/// past it the cache starts over.
+pub const MAX_CACHED_BYTES: usize = 64 << 20;
+
+/// Bytes one cached term is counted for besides its own.
+const ENTRY_BYTES: usize = 64;
 
 /// A query's terms as `(field, wire bytes)`, see [`scatter_core::query::query_terms_wire`].
 pub type Terms = [(String, Vec<u8>)];
@@ -31,6 +35,8 @@ struct CacheState {
     total_num_docs: Option<u64>,
     field_tokens: HashMap<String, u64>,
     doc_freqs: HashMap<(String, Vec<u8>), u64>,
+    /// What `doc_freqs` holds, weighed as [`MAX_CACHED_BYTES`] counts.
+    bytes: usize,
 }
 
 /// Counters of the statistics cache.
@@ -83,8 +89,16 @@ impl StatsCache {
     /// (read before gathering, so a write meanwhile makes them stale at once).
     pub fn store(&self, stats: &GlobalStats, generations: &[u64]) {
         let mut state = self.state.lock().expect("stats cache");
-        if state.generations != generations || state.doc_freqs.len() > MAX_CACHED_TERMS {
+        let adding: usize = stats
+            .term_freqs
+            .iter()
+            .map(|tf| tf.field.len() + tf.value.len() + ENTRY_BYTES)
+            .sum();
+        if state.generations != generations || state.bytes + adding > MAX_CACHED_BYTES {
             clear(&mut state);
+        }
+        if adding > MAX_CACHED_BYTES {
+            return;
         }
         state.generations = generations.to_vec();
         state.total_num_docs = Some(stats.total_num_docs);
@@ -94,9 +108,10 @@ impl StatsCache {
                 .insert(ft.field.clone(), ft.total_num_tokens);
         }
         for tf in &stats.term_freqs {
-            state
-                .doc_freqs
-                .insert((tf.field.clone(), tf.value.clone()), tf.doc_freq);
+            let key = (tf.field.clone(), tf.value.clone());
+            if state.doc_freqs.insert(key, tf.doc_freq).is_none() {
+                state.bytes += tf.field.len() + tf.value.len() + ENTRY_BYTES;
+            }
         }
     }
 

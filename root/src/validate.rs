@@ -106,15 +106,7 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
             scatter_core::query::MAX_FILTERS
         )));
     }
-    let snippet_fields = p
-        .snippet
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-        .collect();
+    let snippet_fields = snippet_fields(p.snippet.as_deref().unwrap_or(""))?;
     Ok(Search {
         query,
         lenient,
@@ -143,6 +135,24 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
         aggs: p.aggs.map(|a| a.0),
         pit,
     })
+}
+
+/// `snippet=FIELD,...`: distinct names in the order given, at most
+/// [`MAX_SNIPPET_FIELDS`](scatter_core::limits::MAX_SNIPPET_FIELDS).
+fn snippet_fields(text: &str) -> Result<Vec<String>, ApiError> {
+    let max = scatter_core::limits::MAX_SNIPPET_FIELDS;
+    let mut fields: Vec<String> = Vec::new();
+    for f in text.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        if !fields.iter().any(|have| have == f) {
+            if fields.len() == max {
+                return Err(ApiError::bad_param(format!(
+                    "snippet names more than {max} distinct fields"
+                )));
+            }
+            fields.push(f.to_string());
+        }
+    }
+    Ok(fields)
 }
 
 /// Most keys of one `sort`.

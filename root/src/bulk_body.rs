@@ -1,0 +1,59 @@
+//! Reading a bulk body within the process's memory budget: `Content-Length` is checked
+//! and reserved before a byte is read; a chunked body is reserved chunk by chunk as it
+//! streams. Either way a body never holds memory the budget did not grant, and a body over
+//! `--max-bulk-mb` is refused (413) as soon as that is known.
+
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use futures::StreamExt;
+
+use crate::error::ApiError;
+use crate::http::AppState;
+use crate::memory::Reservation;
+
+/// A bulk body costs about twice its size while it is written (the body, and the calls
+/// it is split into per shard).
+const COPIES: usize = 2;
+
+/// Reads `request`'s body, reserving memory for it as it goes.
+pub async fn read(state: &AppState, request: Request) -> Result<(Bytes, Reservation), ApiError> {
+    let max = state.config.max_bulk_bytes;
+    let too_large = |n: usize| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("bulk body of {n} bytes or more; the limit is {max} (--max-bulk-mb)"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut memory = state.memory.empty();
+    if let Some(n) = declared {
+        if n > max {
+            return Err(too_large(n));
+        }
+        memory.grow(n.saturating_mul(COPIES), "this bulk body")?;
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    let mut stream = request.into_body().into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body_rejected", e.to_string()))?;
+        let len = body.len() + chunk.len();
+        if len > max {
+            return Err(too_large(len));
+        }
+        let need = len.saturating_mul(COPIES);
+        if need > memory.bytes() {
+            // Grown in steps of at least 1 MB, not per chunk.
+            let want = need.max(memory.bytes() + (1 << 20)).min(max * COPIES);
+            memory.grow(want - memory.bytes(), "this bulk body")?;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((Bytes::from(body), memory))
+}
