@@ -61,6 +61,7 @@ async fn api_keys_guard_every_endpoint_by_scope() {
     assert_eq!(body["error"]["type"], "forbidden");
     assert!(body["error"]["reason"].as_str().unwrap().contains("write"));
     let r = call(Method::POST, "/documents", Some(WRITE_KEY))
+        .header("content-type", "application/x-ndjson")
         .body(doc)
         .send()
         .await

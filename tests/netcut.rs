@@ -151,6 +151,7 @@ async fn a_replica_cut_off_from_the_root_catches_up_after_the_heal() {
             .collect();
         let resp = http
             .post(format!("http://{}/documents", root.addr))
+            .header("content-type", "application/x-ndjson")
             .body(lines.join("\n"))
             .send()
             .await

@@ -408,6 +408,7 @@ async fn post_bulk(c: &Cluster, body: String) -> (u16, bool, Value) {
     let resp = c
         .http
         .post(c.url("/documents"))
+        .header("content-type", "application/x-ndjson")
         .body(body)
         .send()
         .await
@@ -518,6 +519,7 @@ async fn two_roots_with_opposite_views_keep_both_replicas_writes() {
         let resp = c
             .http
             .post(&url2)
+            .header("content-type", "application/x-ndjson")
             .body(doc("via-root-2", "second"))
             .send()
             .await;

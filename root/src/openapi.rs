@@ -68,7 +68,8 @@ pub async fn openapi_json() -> Response {
         (status = 401, description = "No or unknown API key", body = ApiErrorResponse),
         (status = 403, description = "The key lacks the `search` scope", body = ApiErrorResponse),
         (status = 404, description = "`pit_expired`: the point in time is gone", body = ApiErrorResponse),
-        (status = 429, description = "Load shed: retry after `Retry-After`", body = ApiErrorResponse),
+        (status = 413, description = "Needs more memory than the root's whole budget", body = ApiErrorResponse),
+        (status = 429, description = "Load shed, memory budget or point-in-time quota: retry after `Retry-After`", body = ApiErrorResponse),
         (status = 503, description = "Shards unavailable and `allow_partial=false`", body = ApiErrorResponse),
         (status = 504, description = "Deadline passed and `allow_partial=false`", body = ApiErrorResponse),
     ))]
@@ -112,7 +113,8 @@ fn pit_delete() {}
         (status = 401, description = "No or unknown API key", body = ApiErrorResponse),
         (status = 403, description = "The key lacks the `write` scope", body = ApiErrorResponse),
         (status = 413, description = "Body too large"),
-        (status = 429, description = "Every line refused for overload", body = BulkResponse),
+        (status = 415, description = "Not `application/x-ndjson` or `application/json`", body = ApiErrorResponse),
+        (status = 429, description = "Every line refused for overload, or the memory budget is taken", body = BulkResponse),
         (status = 503, description = "No schema known yet", body = ApiErrorResponse),
     ))]
 fn documents_post() {}
@@ -122,9 +124,11 @@ fn documents_post() {}
     security((), ("api_key" = [])),
     responses(
         (status = 200, description = "The document", body = DocumentResponse),
+        (status = 400, description = "Id longer than 512 bytes", body = ApiErrorResponse),
         (status = 401, description = "No or unknown API key", body = ApiErrorResponse),
         (status = 403, description = "The key lacks the `search` scope", body = ApiErrorResponse),
         (status = 404, description = "No such document", body = ApiErrorResponse),
+        (status = 429, description = "Load shed: retry after `Retry-After`", body = ApiErrorResponse),
         (status = 503, description = "No replica of its shard answered", body = ApiErrorResponse),
     ))]
 fn document_get() {}
@@ -134,6 +138,7 @@ fn document_get() {}
     security((), ("api_key" = [])),
     responses(
         (status = 200, description = "Deleted (or not found: still a success)", body = DeleteResponse),
+        (status = 400, description = "Id longer than 512 bytes", body = ApiErrorResponse),
         (status = 401, description = "No or unknown API key", body = ApiErrorResponse),
         (status = 403, description = "The key lacks the `write` scope", body = ApiErrorResponse),
         (status = 429, description = "Replicas overloaded", body = ApiErrorResponse),
