@@ -29,8 +29,9 @@ pub struct FrontDoorArgs {
     /// Without it CORS is off: browsers on other origins cannot read answers.
     #[arg(long, env = "SCATTER_ROOT_CORS_ORIGIN", value_delimiter = ',')]
     cors_origin: Vec<String>,
-    /// Host names the API answers to (the `Host` header, port aside), comma-separated; a
-    /// request for another host gets 421 (protects a root on localhost from DNS rebinding).
+    /// Host names the API answers to (the `Host` header, port aside), comma-separated, or
+    /// `*` for any; a request for another host gets 421 (DNS rebinding). Default: a root on
+    /// a loopback address answers to localhost, 127.0.0.1 and ::1 only; elsewhere to any.
     #[arg(long, env = "SCATTER_ROOT_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
     /// Most points in time one client (its API key, or its address without keys) holds

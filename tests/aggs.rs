@@ -216,7 +216,7 @@ async fn malformed_aggs_are_400s_and_get_takes_json_text() {
         ),
         (
             json!({"x": {"range": {"field": "words", "ranges": "all"}}}),
-            "\"x\": invalid type",
+            "ranges must be a list",
         ),
         (json!([1, 2]), "object"),
     ] {

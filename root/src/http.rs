@@ -88,17 +88,45 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         )),
         None => router,
     };
-    let mut router = router.layer(axum::middleware::from_fn(crate::request_id::middleware));
+    let mut router = router
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(crate::request_id::middleware));
     if !state.config.cors_origins.is_empty() {
         router = router.layer(crate::front_door::cors(&state.config.cors_origins)?);
     }
-    if let Some(hosts) = &state.config.allowed_hosts {
+    if let Some(hosts) = effective_hosts(&state.config) {
         router = router.layer(axum::middleware::from_fn_with_state(
             Arc::new(hosts.clone()),
             crate::front_door::check_host,
         ));
     }
     Ok(router.with_state(state))
+}
+
+/// The host names a root answers to: `--allowed-hosts` (`*`: any); without it, a root on a
+/// loopback address answers only to loopback names (a web page that rebinds its own name to
+/// 127.0.0.1 cannot reach it), a root on another address to any.
+fn effective_hosts(config: &RootConfig) -> Option<Vec<String>> {
+    match &config.allowed_hosts {
+        Some(hosts) if hosts.iter().any(|h| h == "*") => None,
+        Some(hosts) => Some(hosts.clone()),
+        None if config.listen.ip().is_loopback() => {
+            Some(["localhost", "127.0.0.1", "::1"].map(String::from).to_vec())
+        }
+        None => None,
+    }
+}
+
+/// The answer to a request whose handler panicked (a bug): 500 with the reason, logged;
+/// the process and every other request go on.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let reason = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into());
+    tracing::error!("a request's handler panicked: {reason}");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", reason).into_response()
 }
 
 /// Who sent a request (see [`crate::front_door::client_of`]).
