@@ -77,10 +77,10 @@ fn query(g: &mut Gen) -> String {
         g.below(6)
     };
     for _ in 0..depth {
-        q.push_str(*g.pick(&["(", "NOT (", "-(", "+("]));
+        q.push_str(g.pick::<&str>(&["(", "NOT (", "-(", "+("]));
     }
     for _ in 0..=g.below(8) {
-        q.push_str(*g.pick(TOKENS));
+        q.push_str(g.pick::<&str>(TOKENS));
     }
     if g.chance(70) {
         q.push_str(&")".repeat(depth as usize));
