@@ -44,11 +44,47 @@ impl FrontDoorArgs {
     /// Sets these limits in `config`.
     pub fn apply(&self, config: &mut RootConfig) {
         config.memory_budget_bytes = self.memory_budget_mb.max(1) << 20;
-        config.connections.max_connections = self.max_connections.max(1);
+        // Each connection is a file descriptor; leave room for leaves, peers and files.
+        let fds = raise_fd_limit();
+        let fit = fds.saturating_sub(512).max(64) as usize;
+        if self.max_connections > fit {
+            tracing::warn!(
+                "--max-connections {} lowered to {fit}: the open-file limit is {fds}",
+                self.max_connections
+            );
+        }
+        config.connections.max_connections = self.max_connections.clamp(1, fit);
         config.connections.header_read_timeout =
             Duration::from_millis(self.header_read_timeout_ms.max(100));
         config.cors_origins = self.cors_origin.clone();
         config.allowed_hosts = (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone());
         config.max_pits_per_client = self.max_pits_per_client.max(1);
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit (at most 1,048,576) and returns
+/// the limit in force: a root must run out of connection slots (and refuse politely) before
+/// it runs out of file descriptors (and fails to accept, or to reach its leaves).
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        let want = lim.rlim_max.min(1 << 20);
+        if want > lim.rlim_cur {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return want;
+            }
+        }
+        lim.rlim_cur
     }
 }

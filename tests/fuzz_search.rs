@@ -275,11 +275,6 @@ async fn no_search_request_gets_a_5xx_or_kills_a_process() {
     let (status, body) = c.search(&[("q", "web server")]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["partial"], false);
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", c.root.pid())).unwrap();
-    let kib: u64 = rss
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+    let kib = common::rss_kib(c.root.pid());
     assert!(kib < 1 << 20, "root RSS {kib} KiB");
 }

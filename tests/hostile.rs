@@ -13,13 +13,7 @@ use serde_json::{json, Value};
 
 /// Resident memory of a process, in MiB.
 fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib >> 10
+    common::rss_kib(pid) >> 10
 }
 
 /// CPU time a process has used (user + system), in clock ticks (1/100 s).

@@ -6,17 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{build, sample_corpus, Cluster};
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
+use common::{build, rss_kib, sample_corpus, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_searches_is_shed_with_429_and_memory_stays_bounded() {

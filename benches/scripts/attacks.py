@@ -2,7 +2,8 @@
 """attacks.py SCATTER OUT_DIR [CORPUS QUERIES]: issue 19's attacks against a release cluster
 with default settings, while an independent client (wrk) sends ordinary searches.
 
-Builds the Debian packages corpus (63,905 docs; numeric fields added as tests/common does:
+ROOT_ARGS adds root flags (e.g. `--result-cache-mb 0`, so that the ordinary searches are
+not answered from the cache). Builds the Debian packages corpus (63,905 docs; numeric fields added as tests/common does:
 words u64, released date, rating f64, team keyword, tag multi-valued keyword) into 8 shards
 served by 2 leaf nodes (4 shards each) and a root with default limits. Baseline: wrk alone.
 Then each attack runs in a loop for DUR seconds beside the same wrk load; reported per attack:
@@ -104,7 +105,8 @@ def start():
     shard_flags = []
     for k in range(8):
         shard_flags += ["--shard", f"127.0.0.1:{LEAF_PORTS[k // 4]}"]
-    procs.append(subprocess.Popen([S, "root", "--listen", f"127.0.0.1:{ROOT_PORT}", *shard_flags],
+    extra = os.environ.get("ROOT_ARGS", "").split()
+    procs.append(subprocess.Popen([S, "root", "--listen", f"127.0.0.1:{ROOT_PORT}", *shard_flags, *extra],
                                   stdout=subprocess.DEVNULL, stderr=open(f"{OUT}/root.log", "w")))
     for _ in range(200):
         try:

@@ -2,6 +2,7 @@
 //! the schema ([`schema`]), the document conversion ([`document`]), the routing of an id to a
 //! shard ([`routing`]), the cluster manifest ([`manifest`]) and query parsing ([`query`]).
 
+pub mod clock;
 pub mod cpu;
 pub mod document;
 pub mod limits;

@@ -40,19 +40,39 @@ pub struct LeafService {
     parallelism: usize,
     /// Data calls admitted (at most [`MAX_LEAF_DATA_CALLS`] at once).
     admitted: Arc<tokio::sync::Semaphore>,
+    /// Heavy calls (aggregations) running at once: at most half the cores, so that a heavy
+    /// request never takes every core from ordinary searches.
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 impl LeafService {
     /// Serves the shards of `node`, with `faults` injected into data calls.
     pub fn new(node: Arc<ShardSet>, faults: Arc<Faults>) -> Self {
         let metrics = node.ids().into_iter().map(|id| (id, CallMetrics::new(id)));
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
         LeafService {
             metrics: Arc::new(metrics.collect()),
             node,
             faults,
-            parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            parallelism,
             admitted: Arc::new(tokio::sync::Semaphore::new(MAX_LEAF_DATA_CALLS)),
+            heavy: Arc::new(tokio::sync::Semaphore::new((parallelism / 2).max(1))),
         }
+    }
+
+    /// One of the heavy permits, waited for until `deadline`.
+    async fn heavy_permit(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        let wait = self.heavy.clone().acquire_owned();
+        let permit = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), wait).await.map_err(|_| {
+                Status::deadline_exceeded("deadline passed waiting for a heavy slot")
+            })?,
+            None => wait.await,
+        };
+        permit.map_err(|_| Status::unavailable("leaf stopping"))
     }
 
     /// Counts one call of method `m` on each shard it covered.
@@ -77,10 +97,15 @@ impl LeafService {
     /// Runs one data call over `targets`: fault, deadline, then `work` on the blocking pool
     /// for each shard, the shards split into at most one task per core. A shard this node
     /// does not serve gets an error of its own; the others still answer.
+    ///
+    /// A `heavy` call (aggregations) first waits, until its deadline, for one of the heavy
+    /// permits (half the cores), and runs every chunk on the blocking pool: it never holds
+    /// a gRPC thread, and ordinary searches keep cores of their own.
     async fn shards_call<T: Send + 'static>(
         &self,
         deadline: Option<Instant>,
         targets: Vec<(u32, Option<Arc<Shard>>)>,
+        heavy: bool,
         work: impl Fn(&Shard) -> Result<T, ShardError> + Send + Sync + 'static,
     ) -> Result<PerShard<T>, Status> {
         let _admitted = self.admitted.try_acquire().map_err(|_| {
@@ -88,6 +113,10 @@ impl LeafService {
                 "leaf overloaded: {MAX_LEAF_DATA_CALLS} data calls in flight"
             ))
         })?;
+        let _heavy = match heavy {
+            false => None,
+            true => Some(self.heavy_permit(deadline).await?),
+        };
         self.fault().await?;
         let expired = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
         if expired(deadline) {
@@ -99,9 +128,18 @@ impl LeafService {
         let gone = Arc::new(AtomicBool::new(false));
         let _guard = SetOnDrop(gone.clone());
         let work = Arc::new(work);
-        let per_task = targets.len().div_ceil(self.parallelism).max(1);
+        // A heavy call uses the cores its permit stands for, not all of them.
+        let tasks = if heavy {
+            self.parallelism / 2
+        } else {
+            self.parallelism
+        };
+        let per_task = targets.len().div_ceil(tasks.max(1)).max(1);
         let mut targets = targets.into_iter();
-        let first: Vec<_> = targets.by_ref().take(per_task).collect();
+        let first: Vec<_> = match heavy {
+            false => targets.by_ref().take(per_task).collect(),
+            true => Vec::new(),
+        };
         let mut tasks = Vec::new();
         loop {
             let chunk: Vec<_> = targets.by_ref().take(per_task).collect();
@@ -333,9 +371,12 @@ impl Leaf for LeafService {
                 Arc::from(self.node.any().parse_search(&req).map_err(status_of)?);
             let asked = req.clone();
             let parts = self
-                .shards_call(deadline, targets.clone(), move |shard| {
-                    shard.search_located(&asked, &*query)
-                })
+                .shards_call(
+                    deadline,
+                    targets.clone(),
+                    req.aggs.is_some(),
+                    move |shard| shard.search_located(&asked, &*query),
+                )
                 .await?;
             if let Some(status) = whole_call_error(&parts) {
                 return Err(status);
@@ -391,7 +432,7 @@ impl Leaf for LeafService {
                 })
                 .collect();
             let parts = self
-                .shards_call(deadline, targets, move |shard| {
+                .shards_call(deadline, targets, false, move |shard| {
                     shard.fetch(&asked[&shard.meta().shard])
                 })
                 .await?;

@@ -164,6 +164,17 @@ fn validate(req: &IngestRequest) -> Result<(), WriteError> {
             "every write needs a version >= 1 (assigned by the root)".to_string(),
         ));
     }
+    let versions = req.upserts.iter().map(|d| d.version);
+    let newest = versions.chain(req.delete_versions.iter().copied()).max();
+    if let Some(ahead) = newest.and_then(scatter_core::clock::ahead_beyond_bound) {
+        metrics::counter!("scatter_leaf_versions_from_the_future_total").increment(1);
+        return Err(WriteError::Invalid(format!(
+            "a write's version is {} ms ahead of this leaf's clock (at most {} ms): the \
+             writing root's clock is wrong, or the version was forged; nothing was written",
+            ahead / 1000,
+            scatter_core::clock::MAX_CLOCK_OFFSET_MICROS / 1000
+        )));
+    }
     Ok(())
 }
 

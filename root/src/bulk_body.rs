@@ -12,9 +12,10 @@ use crate::error::ApiError;
 use crate::http::AppState;
 use crate::memory::Reservation;
 
-/// A bulk body costs about twice its size while it is written (the body, and the calls
-/// it is split into per shard).
-const COPIES: usize = 2;
+/// A bulk body costs about four times its size while it is written (the body, its lines
+/// parsed, the calls it is split into per shard and their encoding): measured, four 60 MB
+/// bulks at once took a root from 250 to 950 MB (docs/benchmarks.md, session 7).
+const COPIES: usize = 4;
 
 /// Reads `request`'s body, reserving memory for it as it goes.
 pub async fn read(state: &AppState, request: Request) -> Result<(Bytes, Reservation), ApiError> {

@@ -6,7 +6,8 @@
 //! above the version it holds; see [`crate::shard_write`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use scatter_core::clock::{ahead_beyond_bound, now_micros, MAX_CLOCK_OFFSET_MICROS};
 
 /// A hybrid logical clock of write versions.
 #[derive(Debug, Default)]
@@ -18,9 +19,7 @@ impl VersionClock {
     /// The next version: above the wall clock's microseconds and above every version given
     /// or observed before.
     pub fn next(&self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let now = now_micros();
         let mut last = self.last.load(Ordering::Acquire);
         loop {
             let next = now.max(last.saturating_add(1));
@@ -34,9 +33,22 @@ impl VersionClock {
         }
     }
 
-    /// Notes a version seen elsewhere (a leaf's highest): later versions are above it.
-    pub fn observe(&self, version: u64) {
+    /// Notes a version seen elsewhere (a leaf's highest): later versions are above it. A
+    /// version more than [`MAX_CLOCK_OFFSET_MICROS`] ahead of this root's clock is refused
+    /// (false), never adopted: one forged or broken answer must not push every later write
+    /// into a future no other node accepts.
+    pub fn observe(&self, version: u64) -> bool {
+        if let Some(ahead) = ahead_beyond_bound(version) {
+            metrics::counter!("scatter_root_versions_from_the_future_total").increment(1);
+            tracing::warn!(
+                "ignored version {version}: {} ms ahead of this root's clock (at most {} ms)",
+                ahead / 1000,
+                MAX_CLOCK_OFFSET_MICROS / 1000
+            );
+            return false;
+        }
         self.last.fetch_max(version, Ordering::AcqRel);
+        true
     }
 }
 
@@ -49,7 +61,11 @@ mod tests {
         let clock = VersionClock::default();
         let a = clock.next();
         assert!(clock.next() > a);
-        clock.observe(u64::MAX / 2);
-        assert_eq!(clock.next(), u64::MAX / 2 + 1);
+        let soon = now_micros() + 200_000;
+        assert!(clock.observe(soon));
+        assert!(clock.next() > soon);
+        // A version from the far future (a forged or broken answer) is not adopted.
+        assert!(!clock.observe(u64::MAX - 1));
+        assert!(clock.next() < now_micros() + 1_000_000);
     }
 }

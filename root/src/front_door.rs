@@ -150,33 +150,52 @@ pub const DEFAULT_MAX_PITS_PER_CLIENT: usize = 100;
 /// Most clients the quota tracks; past it the oldest-expiring entries are forgotten.
 const MAX_CLIENTS: usize = 100_000;
 
+/// An id standing for a point in time being opened (its slot is taken from the start, so
+/// concurrent opens cannot overshoot the quota).
+const OPENING: &str = "";
+
+/// Longest an opening may hold its slot.
+const OPENING_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl PitQuota {
-    /// Whether `client` may open one more (fewer than `max` open).
-    pub fn may_open(&self, client: &str, max: usize) -> bool {
+    /// Takes one of `client`'s `max` slots for a point in time about to be opened; false
+    /// when all are held. Follow with [`PitQuota::opened`] or [`PitQuota::abandoned`].
+    pub fn reserve(&self, client: &str, max: usize) -> bool {
         let mut open = self.open.lock().expect("pit quota");
         let now = Instant::now();
-        match open.get_mut(client) {
-            Some(list) => {
-                list.retain(|(_, expires)| *expires > now);
-                list.len() < max
-            }
-            None => true,
-        }
-    }
-
-    /// Records that `client` opened `pit_id`, kept until `expires`.
-    pub fn opened(&self, client: &str, pit_id: String, expires: Instant) {
-        let mut open = self.open.lock().expect("pit quota");
-        if open.len() >= MAX_CLIENTS {
-            let now = Instant::now();
+        if open.len() >= MAX_CLIENTS && !open.contains_key(client) {
             open.retain(|_, list| {
                 list.retain(|(_, e)| *e > now);
                 !list.is_empty()
             });
         }
-        open.entry(client.to_string())
-            .or_default()
-            .push((pit_id, expires));
+        let list = open.entry(client.to_string()).or_default();
+        list.retain(|(_, expires)| *expires > now);
+        if list.len() >= max {
+            return false;
+        }
+        list.push((OPENING.to_string(), now + OPENING_TIMEOUT));
+        true
+    }
+
+    /// The reserved slot of `client` now holds `pit_id`, kept until `expires`.
+    pub fn opened(&self, client: &str, pit_id: String, expires: Instant) {
+        let mut open = self.open.lock().expect("pit quota");
+        let list = open.entry(client.to_string()).or_default();
+        match list.iter_mut().find(|(id, _)| id == OPENING) {
+            Some(slot) => *slot = (pit_id, expires),
+            None => list.push((pit_id, expires)),
+        }
+    }
+
+    /// Gives back a slot reserved for a point in time that was not opened.
+    pub fn abandoned(&self, client: &str) {
+        let mut open = self.open.lock().expect("pit quota");
+        if let Some(list) = open.get_mut(client) {
+            if let Some(i) = list.iter().position(|(id, _)| id == OPENING) {
+                list.swap_remove(i);
+            }
+        }
     }
 
     /// Forgets `pit_id` (closed), whoever opened it.
@@ -215,14 +234,18 @@ mod tests {
     fn pit_quota_counts_open_points_in_time() {
         let q = PitQuota::default();
         let later = Instant::now() + Duration::from_secs(60);
-        assert!(q.may_open("a", 2));
+        assert!(q.reserve("a", 2));
+        assert!(q.reserve("a", 2));
+        assert!(!q.reserve("a", 2), "slots are taken when reserved");
         q.opened("a", "p1".into(), later);
+        q.abandoned("a");
+        assert!(q.reserve("b", 2));
+        assert!(q.reserve("a", 2));
         q.opened("a", "p2".into(), later);
-        assert!(!q.may_open("a", 2));
-        assert!(q.may_open("b", 2));
+        assert!(!q.reserve("a", 2));
         q.closed("p1");
-        assert!(q.may_open("a", 2));
+        assert!(q.reserve("a", 2));
         q.opened("a", "p3".into(), Instant::now());
-        assert!(q.may_open("a", 2), "expired ones do not count");
+        assert!(q.reserve("a", 2), "expired ones do not count");
     }
 }

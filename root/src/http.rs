@@ -260,7 +260,7 @@ async fn admitted_search(
         .filter(|p| p.id.is_none())
         .map(|p| p.keep_alive_ms);
     let max_pits = state.config.max_pits_per_client;
-    if opening.is_some() && !state.pits.may_open(client, max_pits) {
+    if opening.is_some() && !state.pits.reserve(client, max_pits) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_pits",
@@ -270,12 +270,17 @@ async fn admitted_search(
             ),
         ));
     }
-    let response = state.root.search(search).await?;
-    if let (Some(keep_alive_ms), Some(id)) = (opening, &response.pit_id) {
-        let expires = Instant::now() + Duration::from_millis(keep_alive_ms);
-        state.pits.opened(client, id.clone(), expires);
+    let result = state.root.search(search).await;
+    if let Some(keep_alive_ms) = opening {
+        match result.as_ref().ok().and_then(|r| r.pit_id.clone()) {
+            Some(id) => {
+                let expires = Instant::now() + Duration::from_millis(keep_alive_ms);
+                state.pits.opened(client, id, expires);
+            }
+            None => state.pits.abandoned(client),
+        }
     }
-    Ok(response)
+    result
 }
 
 async fn documents_post(

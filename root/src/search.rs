@@ -21,6 +21,24 @@ pub enum Scoring {
 /// of up to 65,000 buckets.
 pub const AGGS_MEMORY_ESTIMATE: usize = 16 << 20;
 
+/// Bytes the root's exact terms tables may hold for the terms aggregations of `aggs`: each
+/// shard's first-round terms (`shard_size`, by default `size` × 1.5 + 10), ~128 bytes each.
+fn terms_tables(aggs: &serde_json::Value, shards: usize) -> usize {
+    let Some(named) = aggs.as_object() else {
+        return 0;
+    };
+    named
+        .values()
+        .filter_map(|a| a.get("terms"))
+        .map(|t| {
+            let n = |k: &str| t.get(k).and_then(serde_json::Value::as_u64);
+            let size = n("size").unwrap_or(10).min(10_000) as usize;
+            let shard_size = n("shard_size").map_or(size * 3 / 2 + 10, |s| s.min(10_000) as usize);
+            shard_size.max(size) * shards * 128
+        })
+        .sum()
+}
+
 /// A validated search request.
 #[derive(Debug, Clone)]
 pub struct Search {
@@ -76,11 +94,10 @@ impl Search {
         let per_doc = 8 * 1024
             + self.snippet_fields.len() * (self.snippet.max_chars.max(150) as usize * 4 + 256)
             + if self.explain { 16 * 1024 } else { 0 };
-        let aggs = if self.aggs.is_some() {
-            AGGS_MEMORY_ESTIMATE
-        } else {
-            0
-        };
+        let aggs = self
+            .aggs
+            .as_ref()
+            .map_or(0, |a| AGGS_MEMORY_ESTIMATE + terms_tables(a, shards));
         64 * 1024 + hits + self.size * per_doc + aggs + self.query.len() * 4
     }
 
