@@ -2,7 +2,7 @@
 """attacks.py SCATTER OUT_DIR [CORPUS QUERIES]: issue 19's attacks against a release cluster
 with default settings, while an independent client (wrk) sends ordinary searches.
 
-ROOT_ARGS adds root flags (e.g. `--result-cache-mb 0`, so that the ordinary searches are
+ONLY=TEXT runs only the attacks whose name contains TEXT. ROOT_ARGS adds root flags (e.g. `--result-cache-mb 0`, so that the ordinary searches are
 not answered from the cache). Builds the Debian packages corpus (63,905 docs; numeric fields added as tests/common does:
 words u64, released date, rating f64, team keyword, tag multi-valued keyword) into 8 shards
 served by 2 leaf nodes (4 shards each) and a root with default limits. Baseline: wrk alone.
@@ -238,7 +238,10 @@ def main():
     rows = []
     base = wrk(paths, DUR)
     rows.append(("(none: baseline)", "", base, rss_mib(procs[-1].pid), True))
+    only = os.environ.get("ONLY")
     for name, fn, workers in ATTACKS:
+        if only and only not in name:
+            continue
         box = {}
         t = threading.Thread(target=lambda: box.update(wrk=wrk(paths, DUR)))
         t.start()

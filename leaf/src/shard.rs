@@ -76,6 +76,8 @@ pub struct Shard {
     parser: ScatterQueryParser,
     ids: IdCache,
     pits: crate::pit::Pits,
+    /// Set when a commit or fsync failed: writes are refused until a restart recovers.
+    write_failure: std::sync::OnceLock<String>,
 }
 
 impl Shard {
@@ -114,6 +116,7 @@ impl Shard {
             parser,
             ids: IdCache::new(&meta_id_field),
             pits: Default::default(),
+            write_failure: Default::default(),
         })
     }
 
@@ -217,6 +220,7 @@ impl Shard {
             behind: versions.behind(),
             versioned: versions.len() as u64,
             awaiting_copy: self.path.join(versions::AWAITING_COPY_FILE).exists(),
+            write_failure: self.write_failure().unwrap_or_default().to_string(),
             shard_id: self.meta.shard,
             num_shards: self.meta.num_shards,
             num_docs: searcher.num_docs(),
@@ -233,6 +237,18 @@ impl Shard {
             num_segments: searcher.segment_readers().len() as u32,
             node_shards: vec![self.meta.shard],
         }
+    }
+
+    /// Stops this shard taking writes: a commit or an fsync failed, so what is durable is
+    /// uncertain (the first reason is kept). Only a restart, which recovers from what is on
+    /// disk, takes writes again — as PostgreSQL does after an fsync error.
+    pub fn fail_writes(&self, reason: String) {
+        let _ = self.write_failure.set(reason);
+    }
+
+    /// Why this shard refuses writes, if it does.
+    pub fn write_failure(&self) -> Option<&str> {
+        self.write_failure.get().map(String::as_str)
     }
 
     /// Parses `text` with the shard's schema (every shard of a cluster reads it alike).

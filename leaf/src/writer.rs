@@ -216,6 +216,14 @@ impl WriterLoop {
     /// Applies every job, commits once, answers every job.
     fn commit_group(&mut self, jobs: Vec<Job>) {
         let queued: usize = jobs.iter().map(|j| j.bytes).sum();
+        if let Some(failure) = self.shard.write_failure() {
+            let reason = format!("this replica stopped taking writes: {failure}; restart it");
+            for job in jobs {
+                let _ = job.reply.send(Err(reason.clone()));
+            }
+            self.queued.fetch_sub(queued, Ordering::AcqRel);
+            return;
+        }
         let shard = self.shard.clone();
         let searcher = shard.searcher();
         let mut log = shard.versions();
@@ -247,14 +255,18 @@ impl WriterLoop {
                 }
             }
             Err(e) => {
-                tracing::error!(shard = self.shard.meta().shard, "commit failed: {e:#}");
-                if let Err(e) = self.writer.rollback() {
-                    tracing::error!("rollback failed: {e}");
-                }
-                match VersionLog::open(self.shard.path(), self.committed.versions_len) {
-                    Ok(reopened) => *log = reopened,
-                    Err(e) => tracing::error!("version log not restored: {e:#}"),
-                }
+                // Fail-stop: after a failed commit or fsync nothing in memory can be trusted
+                // to match the disk (the index may have committed while the log did not, or
+                // the reverse), so no rollback and no retry: writes stop until a restart,
+                // which recovers from the disk (the log is cut to what the last commit
+                // recorded, or kept whole when the index committed it).
+                tracing::error!(
+                    shard = self.shard.meta().shard,
+                    "commit failed, writes stop: {e:#}"
+                );
+                metrics::counter!("scatter_leaf_commit_failures_total").increment(1);
+                self.shard.fail_writes(format!("a commit failed: {e:#}"));
+                drop(log);
                 for job in jobs {
                     let _ = job.reply.send(Err(format!("commit failed: {e:#}")));
                 }
@@ -350,10 +362,29 @@ impl WriterLoop {
         prepared.commit()?;
         // tantivy fsyncs the directory before renaming meta.json into place, not after:
         // without this, a crash after the answer could lose the rename, hence the commit.
+        injected_fsync_failure()?;
         std::fs::File::open(self.shard.path())?.sync_all()?;
         self.committed = payload;
         self.shard.reload()?;
         Ok(())
+    }
+}
+
+/// Testing aid: `SCATTER_LEAF_FAULT_FSYNC_AFTER_COMMIT=N` makes the directory fsync after
+/// the Nth commit of this process (and every later one) fail with EIO, after tantivy's
+/// commit point — the fault that once rolled the version log back under a committed index.
+fn injected_fsync_failure() -> std::io::Result<()> {
+    static COMMITS: AtomicUsize = AtomicUsize::new(0);
+    static AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("SCATTER_LEAF_FAULT_FSYNC_AFTER_COMMIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    let n = COMMITS.fetch_add(1, Ordering::Relaxed) + 1;
+    match at {
+        Some(at) if n >= *at => Err(std::io::Error::from_raw_os_error(5)),
+        _ => Ok(()),
     }
 }
 

@@ -56,6 +56,9 @@ pub struct ReplicaState {
     pub behind: Vec<String>,
     /// Created empty and not yet copied from a peer.
     pub awaiting_copy: bool,
+    /// Why it stopped taking writes (a commit or fsync failed there), from its last probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_failure: Option<String>,
     /// Why it is stale.
     pub stale_reason: Option<String>,
     /// Write operations it has committed in its life (from its last probe or write).
@@ -332,6 +335,7 @@ impl Replica {
         s.versioned = info.versioned;
         s.behind.clone_from(&info.behind);
         s.awaiting_copy = info.awaiting_copy;
+        s.write_failure = (!info.write_failure.is_empty()).then(|| info.write_failure.clone());
         s.misconfigured = false;
         if reinstate_if_due(&mut s) {
             s.consecutive_failures = 0;
