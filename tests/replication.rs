@@ -585,7 +585,8 @@ async fn check_replicas_passes_on_agreeing_replicas_and_names_a_difference() {
         upserts: vec![scatter_proto::v1::IngestDoc {
             id: id.into(),
             json: doc(id, "changed on one replica"),
-            version: u64::MAX / 2,
+            // Newer than the root's write, within the leaf's clock bound.
+            version: scatter_core::clock::now_micros(),
         }],
         ..Default::default()
     })

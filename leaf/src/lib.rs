@@ -19,6 +19,7 @@
 pub mod aggs;
 pub mod commit;
 pub mod counting;
+pub mod data_calls;
 pub mod dictionary;
 pub mod faults;
 pub mod ids;

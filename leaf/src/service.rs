@@ -5,11 +5,9 @@
 //! waited for a blocking thread is skipped instead of computed for nobody.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scatter_core::limits::MAX_LEAF_DATA_CALLS;
 use scatter_proto::v1::{
     ClosePitRequest, ClosePitResponse, FaultSettings, FetchRequest, FetchResponse, InfoRequest,
     InfoResponse, IngestRequest, IngestResponse, RepairRequest, RepairResponse, SearchRequest,
@@ -23,7 +21,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::faults::{Fault, Faults};
+use crate::data_calls::{watched, DataCalls};
+use crate::faults::Faults;
 use crate::node::{failed_status, fetch_kept, merge_search, split_located, PerShard, ShardSet};
 use crate::shard::{Shard, ShardError};
 use crate::snapshot::Snapshot;
@@ -37,42 +36,20 @@ pub struct LeafService {
     node: Arc<ShardSet>,
     faults: Arc<Faults>,
     metrics: Arc<HashMap<u32, CallMetrics>>,
-    parallelism: usize,
-    /// Data calls admitted (at most [`MAX_LEAF_DATA_CALLS`] at once).
-    admitted: Arc<tokio::sync::Semaphore>,
-    /// Heavy calls (aggregations) running at once: at most half the cores, so that a heavy
-    /// request never takes every core from ordinary searches.
-    heavy: Arc<tokio::sync::Semaphore>,
+    /// Admission, faults, deadlines and the blocking pool of data calls.
+    calls: DataCalls,
 }
 
 impl LeafService {
     /// Serves the shards of `node`, with `faults` injected into data calls.
     pub fn new(node: Arc<ShardSet>, faults: Arc<Faults>) -> Self {
         let metrics = node.ids().into_iter().map(|id| (id, CallMetrics::new(id)));
-        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
         LeafService {
             metrics: Arc::new(metrics.collect()),
             node,
+            calls: DataCalls::new(faults.clone()),
             faults,
-            parallelism,
-            admitted: Arc::new(tokio::sync::Semaphore::new(MAX_LEAF_DATA_CALLS)),
-            heavy: Arc::new(tokio::sync::Semaphore::new((parallelism / 2).max(1))),
         }
-    }
-
-    /// One of the heavy permits, waited for until `deadline`.
-    async fn heavy_permit(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        let wait = self.heavy.clone().acquire_owned();
-        let permit = match deadline {
-            Some(d) => tokio::time::timeout_at(d.into(), wait).await.map_err(|_| {
-                Status::deadline_exceeded("deadline passed waiting for a heavy slot")
-            })?,
-            None => wait.await,
-        };
-        permit.map_err(|_| Status::unavailable("leaf stopping"))
     }
 
     /// Counts one call of method `m` on each shard it covered.
@@ -86,124 +63,7 @@ impl LeafService {
 
     /// Applies the injected fault of one data call, if any.
     async fn fault(&self) -> Result<(), Status> {
-        match self.faults.draw() {
-            Fault::Error => return Err(Status::unavailable("injected fault")),
-            Fault::Delay(d) => tokio::time::sleep(d).await,
-            Fault::None => {}
-        }
-        Ok(())
-    }
-
-    /// Runs one data call over `targets`: fault, deadline, then `work` on the blocking pool
-    /// for each shard, the shards split into at most one task per core. A shard this node
-    /// does not serve gets an error of its own; the others still answer.
-    ///
-    /// A `heavy` call (aggregations) first waits, until its deadline, for one of the heavy
-    /// permits (half the cores), and runs every chunk on the blocking pool: it never holds
-    /// a gRPC thread, and ordinary searches keep cores of their own.
-    async fn shards_call<T: Send + 'static>(
-        &self,
-        deadline: Option<Instant>,
-        targets: Vec<(u32, Option<Arc<Shard>>)>,
-        heavy: bool,
-        work: impl Fn(&Shard) -> Result<T, ShardError> + Send + Sync + 'static,
-    ) -> Result<PerShard<T>, Status> {
-        let _admitted = self.admitted.try_acquire().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "leaf overloaded: {MAX_LEAF_DATA_CALLS} data calls in flight"
-            ))
-        })?;
-        let _heavy = match heavy {
-            false => None,
-            true => Some(self.heavy_permit(deadline).await?),
-        };
-        self.fault().await?;
-        let expired = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
-        if expired(deadline) {
-            return Err(Status::deadline_exceeded(
-                "deadline passed before the work started",
-            ));
-        }
-        // Set when this future is dropped: the caller cancelled or went away.
-        let gone = Arc::new(AtomicBool::new(false));
-        let _guard = SetOnDrop(gone.clone());
-        let work = Arc::new(work);
-        // A heavy call uses the cores its permit stands for, not all of them.
-        let tasks = if heavy {
-            self.parallelism / 2
-        } else {
-            self.parallelism
-        };
-        let per_task = targets.len().div_ceil(tasks.max(1)).max(1);
-        let mut targets = targets.into_iter();
-        let first: Vec<_> = match heavy {
-            false => targets.by_ref().take(per_task).collect(),
-            true => Vec::new(),
-        };
-        let mut tasks = Vec::new();
-        loop {
-            let chunk: Vec<_> = targets.by_ref().take(per_task).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let (gone, work) = (gone.clone(), work.clone());
-            tasks.push(tokio::task::spawn_blocking(move || {
-                run_chunk(chunk, &gone, deadline, &*work)
-            }));
-        }
-        // The first chunk runs here, on the gRPC thread, while the others run on the
-        // blocking pool: one thread hop less per call (a single-shard node makes none).
-        let mut out = run_chunk(first, &gone, deadline, &*work);
-        for task in tasks {
-            match task.await {
-                Ok(mut part) => out.append(&mut part),
-                Err(join) => return Err(Status::internal(format!("leaf task failed: {join}"))),
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Runs `work` on each shard of a chunk, skipping it when the caller is gone or the
-/// deadline passed.
-/// The work is watched ([`crate::watch`]): it stops inside its loops once the deadline
-/// passes or the caller goes away, and a panic in it is that shard's error.
-fn run_chunk<T>(
-    chunk: Vec<(u32, Option<Arc<Shard>>)>,
-    gone: &Arc<AtomicBool>,
-    deadline: Option<Instant>,
-    work: &(impl Fn(&Shard) -> Result<T, ShardError> + ?Sized),
-) -> PerShard<T> {
-    chunk
-        .into_iter()
-        .map(|(id, shard)| {
-            let expired = deadline.is_some_and(|d| Instant::now() >= d);
-            let r = match shard {
-                _ if gone.load(Ordering::Relaxed) || expired => Err(ShardError::Skipped),
-                Some(shard) => watched(deadline, Some(gone.clone()), || work(&shard)),
-                None => Err(ShardError::NotServed(id)),
-            };
-            (id, r)
-        })
-        .collect()
-}
-
-/// `work` run under a [`crate::watch`]: stopped work is skipped; a panic is the request's
-/// error (the same request would fail the same way on every replica, so no retry helps).
-pub fn watched<T>(
-    deadline: Option<Instant>,
-    gone: Option<Arc<AtomicBool>>,
-    work: impl FnOnce() -> Result<T, ShardError>,
-) -> Result<T, ShardError> {
-    match crate::watch::run(deadline, gone, work) {
-        Ok(r) => r,
-        Err(crate::watch::Stopped::Expired) => Err(ShardError::Skipped),
-        Err(crate::watch::Stopped::Panicked(m)) => {
-            tracing::error!("a request's work panicked: {m}");
-            Err(ShardError::InvalidArgument(format!(
-                "the request failed inside the leaf (internal error: {m})"
-            )))
-        }
+        self.calls.fault().await
     }
 }
 
@@ -247,15 +107,6 @@ fn status_of(e: ShardError) -> Status {
         ShardError::InvalidArgument(m) => Status::invalid_argument(m),
         ShardError::Skipped => Status::deadline_exceeded("deadline passed"),
         e => Status::internal(e.to_string()),
-    }
-}
-
-/// Sets its flag when dropped.
-struct SetOnDrop(Arc<AtomicBool>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -371,7 +222,8 @@ impl Leaf for LeafService {
                 Arc::from(self.node.any().parse_search(&req).map_err(status_of)?);
             let asked = req.clone();
             let parts = self
-                .shards_call(
+                .calls
+                .run(
                     deadline,
                     targets.clone(),
                     req.aggs.is_some(),
@@ -432,7 +284,8 @@ impl Leaf for LeafService {
                 })
                 .collect();
             let parts = self
-                .shards_call(deadline, targets, false, move |shard| {
+                .calls
+                .run(deadline, targets, false, move |shard| {
                     shard.fetch(&asked[&shard.meta().shard])
                 })
                 .await?;
