@@ -107,7 +107,7 @@ pub async fn write_shard(
         }
         round = bumped(cluster, &round, &superseded);
     }
-    settle(group, &targets, answer, failed).await
+    settle(cluster, group, &targets, answer, failed).await
 }
 
 /// The operations of `req` named in `superseded`, versioned above what the replicas hold.
@@ -171,8 +171,14 @@ async fn call(
     }
 }
 
-/// Records failed replicas as behind on the committers, and decides the acknowledgement.
+/// Records failed replicas as behind on the committers, and decides the acknowledgement: a
+/// write some replica missed is acknowledged only when every committer durably recorded
+/// every such replica as behind. A replica whose id this root does not know yet (never
+/// probed: it was down since this root started) is probed once; still unknown, it cannot be
+/// recorded, and the write is refused with 503 rather than acknowledged weaker than
+/// promised.
 async fn settle(
+    cluster: &Cluster,
     group: &ShardGroup,
     targets: &[Arc<Replica>],
     answer: Option<IngestResponse>,
@@ -182,6 +188,17 @@ async fn settle(
         .filter(|i| !failed.contains_key(i))
         .map(|i| &targets[i])
         .collect();
+    if answer.is_some() {
+        let unknown = failed
+            .keys()
+            .map(|&i| &targets[i])
+            .filter(|r| r.replica_id().is_none());
+        futures::future::join_all(unknown.map(|r| cluster.probe(group.shard, r))).await;
+    }
+    let unknown = failed
+        .keys()
+        .filter(|&&i| targets[i].replica_id().is_none())
+        .count();
     let lagging: Vec<String> = failed
         .keys()
         .filter_map(|&i| targets[i].replica_id())
@@ -225,6 +242,25 @@ async fn settle(
                 kind: "shard_unavailable",
                 reason: format!("no replica committed it: {}", reasons(&failures)),
             }
+        })
+    } else if !failed.is_empty() && (!marked || unknown > 0) {
+        Some(Refusal {
+            status: 503,
+            kind: "not_recorded_behind",
+            reason: format!(
+                "shard {}: {} replica(s) committed it, but a replica that missed it could not \
+                 be durably recorded as behind on them ({}); not acknowledged (it may still \
+                 be applied): retry",
+                group.shard,
+                committers.len(),
+                if unknown > 0 {
+                    "its replica id is unknown to this root: it has been down since this root \
+                     started"
+                        .to_string()
+                } else {
+                    "the record call failed".to_string()
+                }
+            ),
         })
     } else if current == 0 {
         Some(Refusal {
