@@ -162,12 +162,19 @@ async fn the_search_page_works_in_a_real_browser() {
         .await
         .unwrap();
     wait_for(&c, ".hit", 10).await;
-    c.find(Locator::Css("#next"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // The page re-renders its results (and the pager) when the filtered answer arrives: a
+    // button found just before is then stale; find it again.
+    for attempt in 0.. {
+        let clicked = match c.find(Locator::Css("#next")).await {
+            Ok(next) => next.click().await.is_ok(),
+            Err(_) => false,
+        };
+        if clicked {
+            break;
+        }
+        assert!(attempt < 100, "#next never clickable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for _ in 0..100 {
         if text(&c, "#pager").await.contains("11–20") {
             break;
