@@ -208,6 +208,23 @@ pub fn stored_fields_json(doc: &TantivyDocument, schema: &Schema) -> Map<String,
     out
 }
 
+/// A hash of a stored document's fields (and their values, in order) that does not depend
+/// on the order the fields were stored in: what two replicas hold is equal exactly when
+/// their hashes are (up to xxh3 collisions).
+pub fn stored_content_hash(doc: &TantivyDocument, schema: &Schema) -> u64 {
+    let fields = stored_fields_json(doc, schema);
+    let mut keys: Vec<&String> = fields.keys().collect();
+    keys.sort();
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for k in keys {
+        h.update(k.as_bytes());
+        h.update(&[0]);
+        h.update(fields[k].to_string().as_bytes());
+        h.update(&[0]);
+    }
+    h.digest()
+}
+
 fn owned_to_json(v: OwnedValue) -> Value {
     match v {
         OwnedValue::Str(s) => Value::String(s),

@@ -155,27 +155,32 @@ pub fn stream_versions(
     }
 }
 
-/// Every live document of the current searcher with its version, then every tombstone.
+/// Every live document of the current searcher with its version and a hash of its stored
+/// content as the index holds it, then every tombstone.
 /// Called with the version log locked, so the searcher and the log describe one commit.
 fn documents_of(
     shard: &Shard,
     log: &crate::versions::VersionLog,
 ) -> anyhow::Result<Vec<VersionEntry>> {
     let searcher = shard.searcher();
+    let schema = searcher.schema().clone();
     let ids = shard.ids_of(&searcher)?;
     let mut out = Vec::with_capacity(searcher.num_docs() as usize);
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
         let Some(seg_ids) = ids.segment(ord as u32) else {
             continue;
         };
+        let store = segment.get_store_reader(64)?;
         for doc in segment.doc_ids_alive() {
             let id = seg_ids.id(doc).unwrap_or_default();
             let held = log.get(id).filter(|e| !e.deleted);
+            let stored: tantivy::TantivyDocument = store.get(doc)?;
             out.push(VersionEntry {
                 id: id.to_string(),
                 version: held.map_or(0, |e| e.stamp.version),
                 tiebreak: held.map_or(0, |e| e.stamp.tiebreak),
                 deleted: false,
+                content: scatter_core::document::stored_content_hash(&stored, &schema),
             });
         }
     }

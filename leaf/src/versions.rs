@@ -409,6 +409,7 @@ fn version_entry(id: &str, e: &Entry) -> VersionEntry {
         version: e.stamp.version,
         tiebreak: e.stamp.tiebreak,
         deleted: e.deleted,
+        content: 0,
     }
 }
 

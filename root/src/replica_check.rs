@@ -1,8 +1,9 @@
 //! `GET /cluster/replicas/check`: compares every replica of every shard **by document**. Each
 //! replica lists every live document (id and version; 0 for bulk-built ones) and every
 //! tombstone (`Versions` with `documents`), read under its commit so the list is one
-//! consistent state; the lists are compared id by id. Versions include a hash of the
-//! document (the tiebreak), so equal entries mean equal content for every live write. The
+//! consistent state; the lists are compared id by id, each with a hash of the document's
+//! stored fields as the replica's *index* holds them (what searches read, bulk-built
+//! documents included), besides the version and the log's tiebreak. The
 //! proof users run after faults, as `index verify` proves ranking.
 
 use std::collections::BTreeMap;
@@ -124,7 +125,7 @@ fn compare(
             let held = if e.deleted {
                 format!("deleted@{}", e.version)
             } else {
-                format!("v{}:{:x}", e.version, e.tiebreak)
+                format!("v{}:{:x}:{:x}", e.version, e.tiebreak, e.content)
             };
             let slot = by_id.entry(e.id.clone()).or_insert_with(|| vec![None; n]);
             // Two entries for one id on one replica (a live document and a tombstone) is
