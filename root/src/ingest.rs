@@ -178,7 +178,10 @@ pub async fn delete(
 }
 
 /// The stored fields of one document, read from a current replica of its shard (failing
-/// over to the next); `None` when it does not exist.
+/// over to the next); `None` when it does not exist. Only a current replica's answer is
+/// trusted: a replica known to lack writes (stale) is asked only when no current one
+/// answers, and its answer — found or not — is a 503 saying so, never a confident 404 or a
+/// possibly old document.
 pub async fn get(
     cluster: &Cluster,
     id: &str,
@@ -195,6 +198,12 @@ pub async fn get(
         });
         call.set_timeout(timeout);
         match replica.client().fetch(call).await {
+            Ok(_) if replica.is_stale() => {
+                last_error = format!(
+                    "{} answered, but it may lack recent writes (it is being repaired)",
+                    replica.addr
+                );
+            }
             Ok(resp) => {
                 let doc = resp.into_inner().docs.into_iter().next();
                 return Ok(doc.map(|d| (shard, d.fields_json)));
@@ -203,7 +212,7 @@ pub async fn get(
         }
     }
     Err(ApiError::unavailable(format!(
-        "shard {shard} did not answer: {last_error}"
+        "no current replica of shard {shard} answered: {last_error}"
     )))
 }
 
