@@ -1,6 +1,7 @@
 //! Reads are never weaker than writes (issue 20): with the only current replica down, a
 //! replica known to lack an acknowledged write must not answer `GET /documents/{id}` with a
-//! confident 404; the root says it cannot know (503) until a current replica answers again.
+//! confident 404 (the root says it cannot know: 503), and a search it alone answers is
+//! partial and says why, until a current replica answers again.
 
 mod common;
 
@@ -43,6 +44,12 @@ async fn a_replica_known_to_lack_writes_never_answers_a_confident_404() {
             .contains("may lack"));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A search answered only by B says so: partial, naming the replica.
+    let (status, body) = c.search(&[("q", "acknowledged")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["partial"], true, "{body}");
+    let reason = body["shards"]["failures"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("may lack recent writes"), "{reason}");
     // The current replica back: the document is found (and B is repaired from it).
     c.restart_leaf(0, 0);
     let start = Instant::now();

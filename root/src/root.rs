@@ -68,6 +68,8 @@ struct Gathered {
     agg_parts: Vec<crate::aggregate::ShardAggParts>,
     /// Shards that failed an aggregation's later round (named in `failures`).
     agg_failures: usize,
+    /// Shards answered only by a replica known to lack writes (named in `failures`).
+    stale_answers: usize,
 }
 
 impl Gathered {
@@ -237,6 +239,7 @@ impl Root {
             Some(pit) => pit.pins(),
             None => gathered.answered_by(),
         };
+        self.report_stale_answers(&prefer, &mut gathered);
         let rounds = crate::aggregate::RoundContext {
             cluster: &self.cluster,
             hedging: &self.hedging,
@@ -542,6 +545,27 @@ impl Root {
 
     /// The response, or the 503/504 error when shards are missing and partial answers are
     /// refused.
+    /// Names every shard whose search only a replica known to lack writes answered (no
+    /// current one could): its hits may miss acknowledged writes, so the answer is partial.
+    fn report_stale_answers(&self, answered: &[(usize, String)], g: &mut Gathered) {
+        for (shard, addr) in answered {
+            let stale = self.cluster.shards[*shard]
+                .replicas
+                .iter()
+                .any(|r| &r.addr == addr && r.is_stale());
+            if stale {
+                g.stale_answers += 1;
+                g.failures.push(ShardFailure {
+                    shard: *shard,
+                    replica: Some(addr.clone()),
+                    reason: "answered by a replica that may lack recent writes (no current \
+                             replica answered)"
+                        .into(),
+                });
+            }
+        }
+    }
+
     fn respond(
         &self,
         start: Instant,
@@ -550,7 +574,10 @@ impl Root {
         hits: Vec<Hit>,
     ) -> Result<SearchResponse, ApiError> {
         let total = self.cluster.shards.len();
-        let partial = !g.failed_shards.is_empty() || g.unfetched > 0 || g.agg_failures > 0;
+        let partial = !g.failed_shards.is_empty()
+            || g.unfetched > 0
+            || g.agg_failures > 0
+            || g.stale_answers > 0;
         if partial && !search.allow_partial {
             let (status, kind) = if g.timed_out {
                 (StatusCode::GATEWAY_TIMEOUT, "timeout")
