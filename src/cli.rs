@@ -42,10 +42,14 @@ enum Command {
     Bench(crate::bench::BenchArgs),
     /// Testing aid: show or change a running leaf's fault injection (gRPC SetFaults).
     Faults(FaultsArgs),
+    /// Make a cluster CA and node certificates for mutual TLS between roots and leaves.
+    Certs(crate::cluster_tls_args::CertsArgs),
 }
 
 #[derive(Debug, Args)]
 struct LeafArgs {
+    #[command(flatten)]
+    cluster_tls: crate::cluster_tls_args::ClusterTlsArgs,
     /// TOML file of settings (keys: these flags' long names); flags and env vars win.
     #[arg(long, env = "SCATTER_CONFIG")]
     config: Option<PathBuf>,
@@ -151,6 +155,8 @@ impl FaultArgs {
 #[derive(Debug, Args)]
 struct RootArgs {
     #[command(flatten)]
+    cluster_tls: crate::cluster_tls_args::ClusterTlsArgs,
+    #[command(flatten)]
     front_door: crate::front_door_args::FrontDoorArgs,
     /// TOML file of settings (keys: these flags' long names); flags and env vars win.
     #[arg(long, env = "SCATTER_CONFIG")]
@@ -244,6 +250,8 @@ struct RootArgs {
 
 #[derive(Debug, Args)]
 struct FaultsArgs {
+    #[command(flatten)]
+    cluster_tls: crate::cluster_tls_args::ClusterTlsArgs,
     /// The leaf's gRPC address (host:port).
     #[arg(long)]
     leaf: String,
@@ -405,6 +413,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => runtime()?.block_on(crate::up::up(args)),
         Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
         Command::Faults(args) => runtime()?.block_on(faults(args)),
+        Command::Certs(args) => crate::cluster_tls_args::certs(&args),
     }
 }
 
@@ -498,7 +507,8 @@ async fn index_push(args: PushArgs) -> anyhow::Result<()> {
 
 async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
     load_cluster_secret(args.cluster_secret_file.as_deref())?;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.leaf))?
+    args.cluster_tls.load()?;
+    let channel = scatter_proto::cluster_tls::endpoint(&args.leaf)?
         .connect()
         .await
         .with_context(|| format!("connecting to leaf {}", args.leaf))?;
@@ -513,6 +523,16 @@ async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Warns when calls inside the cluster are plain on an address others can reach.
+fn warn_plain(tls: &crate::cluster_tls_args::ClusterTlsArgs, listen: std::net::SocketAddr) {
+    if !tls.given() && !listen.ip().is_loopback() {
+        tracing::warn!(
+            "no --cluster-ca: calls between roots and leaves are plain and unauthenticated on \
+             {listen} (make certificates with `scatter certs`; docs/operations.md, Security)"
+        );
+    }
+}
+
 /// Sets the process's cluster secret from `path`, if given.
 fn load_cluster_secret(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
@@ -524,6 +544,8 @@ fn load_cluster_secret(path: Option<&std::path::Path>) -> anyhow::Result<()> {
 
 async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
     load_cluster_secret(args.cluster_secret_file.as_deref())?;
+    args.cluster_tls.load()?;
+    warn_plain(&args.cluster_tls, args.listen);
     let mut config = LeafConfig::new(args.index.clone(), args.listen);
     config.faults = args.faults.settings();
     config.metrics_listen = args.metrics_listen;
@@ -548,6 +570,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
         Some(path) => ClusterFile::load(path)?.shards,
         None => args.shards.iter().map(|s| parse_shard_flag(s)).collect(),
     };
+    args.cluster_tls.load()?;
     let mut config = RootConfig::new(args.listen, shards);
     config.default_timeout = Duration::from_millis(args.timeout_ms);
     config.max_timeout = Duration::from_millis(args.max_timeout_ms);

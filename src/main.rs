@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod cluster_tls_args;
 mod config_file;
 mod front_door_args;
 mod up;

@@ -17,7 +17,6 @@ use crate::server::MAX_MESSAGE_BYTES;
 use crate::shard::{generation, Shard};
 use crate::snapshot::META_FILE;
 use crate::versions::{replica_id, write_replica_id, VERSIONS_FILE};
-use tonic::transport::Channel;
 
 /// Copies the shard from `req.source` and, with `req.swap`, serves the copy.
 pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<RepairResponse> {
@@ -67,7 +66,7 @@ pub async fn connect_peer(
     source: &str,
     shard: Option<u32>,
 ) -> anyhow::Result<scatter_proto::cluster_auth::Client> {
-    let channel = Channel::from_shared(format!("http://{source}"))?
+    let channel = scatter_proto::cluster_tls::endpoint(source)?
         .connect()
         .await
         .with_context(|| format!("connecting to {source}"))?;

@@ -127,7 +127,11 @@ impl BoundLeaf {
             );
             tokio::spawn(async move { axum::serve(listener, app).await })
         });
-        let served = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = scatter_proto::cluster_tls::server_config() {
+            builder = builder.tls_config(tls).context("cluster TLS")?;
+        }
+        let served = builder
             // Deadlines and hedging make a root cancel streams often; h2's default of 20
             // reset streams pending accept made a leaf drop every stream of a busy root
             // ("remotely-reset pending-accept streams reached limit") and get ejected.

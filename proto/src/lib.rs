@@ -10,3 +10,4 @@ pub use v1::leaf_client::LeafClient;
 pub use v1::leaf_server::{Leaf, LeafServer};
 
 pub mod cluster_auth;
+pub mod cluster_tls;

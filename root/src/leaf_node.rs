@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use scatter_proto::cluster_auth::{self, Client};
-use tonic::transport::Endpoint;
 
 use crate::balance::PeakEwma;
 
@@ -25,7 +24,7 @@ pub struct LeafNode {
 impl LeafNode {
     /// A node at `addr` (`host:port`), connected on first use.
     pub fn connect_lazy(addr: &str) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+        let endpoint = scatter_proto::cluster_tls::endpoint(addr)?
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_millis(500))
             .http2_keep_alive_interval(Duration::from_secs(10))
