@@ -87,11 +87,24 @@ impl LiveShard {
         }
         let path = self.path.clone();
         let shard = tokio::task::spawn_blocking(move || swap_dirs(&path, &staging)).await??;
+        injected_swap_pause().await;
         let shard = Arc::new(shard);
         *self.current.write().expect("shard lock") = shard.clone();
         let old = old_dir(&self.path);
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(old).ok());
         Ok(shard)
+    }
+}
+
+/// Testing aid: `SCATTER_LEAF_FAULT_SWAP_PAUSE_MS=N` pauses a swap for N ms between moving
+/// the directories and serving the copy — the moment a caller vanishing once left a shard
+/// half switched.
+async fn injected_swap_pause() {
+    let pause = std::env::var("SCATTER_LEAF_FAULT_SWAP_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(ms) = pause {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
 

@@ -432,13 +432,19 @@ impl Leaf for LeafService {
         request: Request<RepairRequest>,
     ) -> Result<Response<RepairResponse>, Status> {
         let req = request.into_inner();
-        let live = self.node.get(req.shard)?;
+        let live = self.node.get(req.shard)?.clone();
         tracing::warn!(source = %req.source, swap = req.swap, merge = req.merge, shard = ?req.shard, "repairing from a peer");
-        let done = if req.merge {
-            crate::merge::merge(live, &req).await
-        } else {
-            crate::repair::repair(live, &req).await
-        };
+        // A repair runs to its end even when its caller vanishes (a root dying mid-swap):
+        // dropping this call must never leave the shard half switched.
+        let done = tokio::spawn(async move {
+            if req.merge {
+                crate::merge::merge(&live, &req).await
+            } else {
+                crate::repair::repair(&live, &req).await
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("repair task failed: {e}")));
         match done {
             Ok(resp) => Ok(Response::new(resp)),
             Err(e) => Err(Status::unavailable(format!("repair failed: {e:#}"))),
