@@ -79,21 +79,70 @@ impl LiveShard {
 
     /// Replaces the index with the complete copy in `staging`: stops the writer, moves the
     /// directories, opens the copy and serves it. Searches holding the old shard finish on
-    /// it (its files stay mapped).
+    /// it (its files stay mapped). Every write the old index took (its version log, with
+    /// its "behind" marks) is then applied to the copy through the writer — newer versions
+    /// win as always — before the old directory goes: a copy never drops a write this
+    /// replica acknowledged, whoever sent it.
     pub async fn swap_in(&self, staging: PathBuf) -> anyhow::Result<Arc<Shard>> {
         let mut writer = self.writer.lock().await;
         if let Some(w) = writer.take() {
             tokio::task::spawn_blocking(move || w.stop()).await?;
         }
+        let kept = taken_writes(&self.shard())?;
         let path = self.path.clone();
         let shard = tokio::task::spawn_blocking(move || swap_dirs(&path, &staging)).await??;
         injected_swap_pause().await;
         let shard = Arc::new(shard);
         *self.current.write().expect("shard lock") = shard.clone();
+        drop(writer);
+        for req in kept {
+            let resp = self
+                .ingest(req)
+                .await
+                .map_err(|e| anyhow::anyhow!("re-applying this replica's writes: {e:?}"))?;
+            if let Some(e) = resp.errors.first() {
+                anyhow::bail!("re-applying this replica's writes: {}", e.reason);
+            }
+        }
         let old = old_dir(&self.path);
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(old).ok());
-        Ok(shard)
+        Ok(self.shard())
     }
+}
+
+/// Every write `shard` took (its versioned entries with their documents) and its marks of
+/// lagging peers, as ingest calls of at most 1,000 operations or ~8 MB each.
+fn taken_writes(shard: &Shard) -> anyhow::Result<Vec<IngestRequest>> {
+    let log = shard.versions();
+    let ids: Vec<String> = log.list().into_iter().map(|e| e.id).collect();
+    let (sources, _) = log.sources(&ids, usize::MAX)?;
+    let mut calls = vec![IngestRequest {
+        mark_behind: log.behind(),
+        ..Default::default()
+    }];
+    let mut bytes = 0;
+    for source in sources {
+        let Some(e) = source.entry else { continue };
+        let last = calls.last_mut().expect("one call");
+        if last.upserts.len() + last.deletes.len() >= 1_000 || bytes > 8 << 20 {
+            calls.push(IngestRequest::default());
+            bytes = 0;
+        }
+        let call = calls.last_mut().expect("one call");
+        bytes += source.json.len() + e.id.len();
+        if e.deleted {
+            call.deletes.push(e.id);
+            call.delete_versions.push(e.version);
+        } else {
+            call.upserts.push(scatter_proto::v1::IngestDoc {
+                id: e.id,
+                json: source.json,
+                version: e.version,
+            });
+        }
+    }
+    calls.retain(|c| !(c.upserts.is_empty() && c.deletes.is_empty() && c.mark_behind.is_empty()));
+    Ok(calls)
 }
 
 /// Testing aid: `SCATTER_LEAF_FAULT_SWAP_PAUSE_MS=N` pauses a swap for N ms between moving
