@@ -80,3 +80,57 @@ async fn a_copy_repair_keeps_the_writes_the_replica_took() {
         assert_eq!(c.get_document(id).await.0, 200, "{id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_right_after_the_swap_loses_nothing_either() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let args = ["--probe-interval-ms", "100", "--write-timeout-ms", "3000"];
+    let mut c = Cluster::start(dir.path(), 2, &args).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (a, b) = (c.leaves[0][0].addr.clone(), c.leaves[0][1].addr.clone());
+    c.kill_leaf(0, 0);
+    let mut acked = Vec::new();
+    for i in 0..10 {
+        let id = format!("crash-on-b-{i}");
+        let (status, body) = c
+            .post_documents(format!("{{\"id\":\"{id}\",\"title\":\"taken by B\"}}\n"))
+            .await;
+        if status == 200 && body["items"][0]["status"] == 200 {
+            acked.push(id);
+        }
+    }
+    assert!(acked.len() >= 8, "{acked:?}");
+    c.restart_leaf(0, 0);
+    // B pauses 3 s right after moving the copy in place; it is killed -9 there.
+    let b_path = c.paths[0][1].clone();
+    c.leaves[0][1].kill();
+    c.leaves[0][1] = common::Proc::start_via(
+        &["env", "SCATTER_LEAF_FAULT_SWAP_PAUSE_MS=3000"],
+        &["leaf", "--index", b_path.to_str().unwrap(), "--listen", &b],
+    );
+    let source = a.clone();
+    let target = b.clone();
+    let repair = tokio::spawn(async move {
+        let mut client = scatter_proto::LeafClient::connect(format!("http://{target}"))
+            .await
+            .unwrap();
+        let _ = client
+            .repair(RepairRequest {
+                source,
+                swap: true,
+                shard: Some(0),
+                merge: false,
+            })
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.kill_leaf(0, 1);
+    let _ = repair.await;
+    c.restart_leaf(0, 1);
+    assert_eq!(
+        holds(&b, &acked).await,
+        acked.len(),
+        "the crash lost B's writes"
+    );
+}

@@ -24,10 +24,41 @@ pub struct LiveShard {
 }
 
 impl LiveShard {
-    /// Opens the shard in `path`, first finishing a swap a crash interrupted.
+    /// Opens the shard in `path`, first finishing a swap a crash interrupted (the writes of
+    /// a replaced index are re-applied by [`LiveShard::finish_swap`]).
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         recover_interrupted_swap(path)?;
         Ok(Self::new(Shard::open(path)?))
+    }
+
+    /// A crash after a copy's swap but before the replaced index's writes were re-applied
+    /// left that index in `PATH.old`: re-applies its writes and marks, then removes it.
+    /// Called once at start, before serving.
+    pub async fn finish_swap(&self) -> anyhow::Result<()> {
+        let old = old_dir(&self.path);
+        if !old.exists() {
+            return Ok(());
+        }
+        tracing::warn!(path = %old.display(), "re-applying the writes of an index a copy replaced");
+        let dir = old.clone();
+        let kept = tokio::task::spawn_blocking(move || taken_writes(&Shard::open(&dir)?)).await??;
+        self.reapply(kept).await?;
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(old)).await??;
+        Ok(())
+    }
+
+    /// Applies writes a replaced index took to the current one (newer versions win).
+    async fn reapply(&self, kept: Vec<IngestRequest>) -> anyhow::Result<()> {
+        for req in kept {
+            let resp = self
+                .ingest(req)
+                .await
+                .map_err(|e| anyhow::anyhow!("re-applying this replica's writes: {e:?}"))?;
+            if let Some(e) = resp.errors.first() {
+                anyhow::bail!("re-applying this replica's writes: {}", e.reason);
+            }
+        }
+        Ok(())
     }
 
     /// Serves an already opened shard.
@@ -95,15 +126,7 @@ impl LiveShard {
         let shard = Arc::new(shard);
         *self.current.write().expect("shard lock") = shard.clone();
         drop(writer);
-        for req in kept {
-            let resp = self
-                .ingest(req)
-                .await
-                .map_err(|e| anyhow::anyhow!("re-applying this replica's writes: {e:?}"))?;
-            if let Some(e) = resp.errors.first() {
-                anyhow::bail!("re-applying this replica's writes: {}", e.reason);
-            }
-        }
+        self.reapply(kept).await?;
         let old = old_dir(&self.path);
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(old).ok());
         Ok(self.shard())
@@ -196,15 +219,14 @@ fn swap_dirs(path: &Path, staging: &Path) -> anyhow::Result<Shard> {
 }
 
 /// A crash between the two renames of a swap leaves no index at `path` but one at
-/// `path.old`: put it back. A leftover `path.old` next to an index is removed.
+/// `path.old`: put it back. A `path.old` next to an index is a replaced index whose writes
+/// may not all be re-applied yet: it stays for [`LiveShard::finish_swap`].
 fn recover_interrupted_swap(path: &Path) -> anyhow::Result<()> {
     let old = old_dir(path);
     if !old.exists() {
         return Ok(());
     }
-    if path.exists() {
-        std::fs::remove_dir_all(&old)?;
-    } else {
+    if !path.exists() {
         tracing::warn!(path = %path.display(), "finishing an interrupted swap");
         std::fs::rename(&old, path)?;
     }

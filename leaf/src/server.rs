@@ -75,6 +75,7 @@ impl BoundLeaf {
             tokio::task::spawn_blocking(move || ShardSet::open(&paths, create.as_ref())).await??;
         for live in node.iter() {
             live.set_write_queue_limit(config.max_write_queue_bytes);
+            live.finish_swap().await?;
         }
         let listener = TcpListener::bind(config.listen)
             .await
