@@ -315,7 +315,7 @@ async fn documents_post(
     let (cluster, timeout) = (state.root.cluster.clone(), state.config.write_timeout);
     let result = tokio::spawn(async move {
         let (_permit, _memory) = (_permit, memory);
-        crate::ingest::bulk(&cluster, &body, timeout).await
+        crate::ingest::bulk(&cluster, body, timeout).await
     })
     .await
     .unwrap_or_else(|e| Err(ApiError::unavailable(format!("write task failed: {e}"))));

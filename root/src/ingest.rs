@@ -102,15 +102,22 @@ pub struct DeleteResponse {
 /// Ingests an NDJSON body. Errors only when nothing can be attempted (not UTF-8, no
 /// document, no schema known); per-document outcomes are in the items.
 pub async fn bulk(
-    cluster: &Cluster,
-    body: &[u8],
+    cluster: &std::sync::Arc<Cluster>,
+    body: axum::body::Bytes,
     timeout: Duration,
 ) -> Result<BulkResponse, ApiError> {
     let start = Instant::now();
-    let text = std::str::from_utf8(body)
-        .map_err(|e| ApiError::bad_param(format!("the body is not UTF-8: {e}")))?;
     let schema = known_schema(cluster, timeout).await?;
-    let (mut items, per_shard) = route_lines(cluster, &schema, text);
+    // Parsing and routing a large body takes a while: off the async threads, which keep
+    // answering searches meanwhile.
+    let (c, s) = (cluster.clone(), schema.clone());
+    let (mut items, per_shard) = tokio::task::spawn_blocking(move || {
+        let text = std::str::from_utf8(&body)
+            .map_err(|e| ApiError::bad_param(format!("the body is not UTF-8: {e}")))?;
+        Ok::<_, ApiError>(route_lines(&c, &s, text))
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(format!("routing the bulk failed: {e}")))??;
     if items.is_empty() {
         return Err(ApiError::bad_param(
             "empty body: send NDJSON, one JSON document per line",
