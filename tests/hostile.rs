@@ -173,6 +173,41 @@ async fn inputs_that_crashed_or_flooded_get_a_4xx_and_every_process_lives() {
     assert_eq!(body["items"][1]["status"], 200, "{body}");
     let (status, _) = c.get_document(&"y".repeat(600)).await;
     assert_eq!(status, 400);
+    // One id repeated through a bulk: every line answered, the last one kept, and the
+    // replicas' version logs grow by one write, not one per line.
+    let log_bytes = || -> u64 {
+        c.paths
+            .iter()
+            .flatten()
+            .filter_map(|p| std::fs::metadata(p.join("scatter-versions.log")).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let before = log_bytes();
+    let body: String = (0..2000)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"same\",\"title\":\"v{i} {}\"}}\n",
+                "x".repeat(100)
+            )
+        })
+        .collect();
+    let (status, resp) = c.post_documents(body).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["indexed"], 2000);
+    let grown = log_bytes() - before;
+    assert!(
+        grown < 20_000,
+        "the version logs grew {grown} bytes for one id"
+    );
+    let (_, got) = c.get_document("same").await;
+    assert!(
+        got["fields"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1999 "),
+        "{got}"
+    );
     // A web page's cross-site form post (text/plain) writes nothing.
     let r = c
         .http

@@ -111,7 +111,7 @@ pub async fn bulk(
     // Parsing and routing a large body takes a while: off the async threads, which keep
     // answering searches meanwhile.
     let (c, s) = (cluster.clone(), schema.clone());
-    let (mut items, per_shard) = tokio::task::spawn_blocking(move || {
+    let (mut items, per_shard, replaced) = tokio::task::spawn_blocking(move || {
         let text = std::str::from_utf8(&body)
             .map_err(|e| ApiError::bad_param(format!("the body is not UTF-8: {e}")))?;
         Ok::<_, ApiError>(route_lines(&c, &s, text))
@@ -134,6 +134,14 @@ pub async fn bulk(
             settle_items(&mut items, &positions, &write);
             replica_failures.extend(write.failures);
         }
+    }
+    // A line a later line of its id replaced shares that line's outcome.
+    for (earlier, later) in replaced {
+        let outcome = items[later].clone();
+        let item = &mut items[earlier];
+        (item.status, item.result, item.replicas) =
+            (outcome.status, outcome.result, outcome.replicas);
+        item.error = outcome.error;
     }
     let indexed = items.iter().filter(|i| i.status == 200).count();
     metrics::counter!("scatter_root_ingest_docs_total", "outcome" => "indexed")
@@ -236,13 +244,21 @@ pub async fn known_schema(
 
 /// Per line: its item (invalid lines already failed) and, per shard, the documents to send
 /// with the position of their item.
-fn route_lines(
-    cluster: &Cluster,
-    schema: &ClusterSchema,
-    text: &str,
-) -> (Vec<BulkItem>, Vec<Vec<(usize, IngestDoc)>>) {
+/// The lines of a bulk routed to their shards: per line its item, per shard the documents
+/// with the position of their item, and the lines a later line of the same id replaced
+/// (earlier, later): only the last line of an id is sent — the earlier ones would be
+/// superseded at once, yet each would grow every replica's version log.
+type Routed = (
+    Vec<BulkItem>,
+    Vec<Vec<(usize, IngestDoc)>>,
+    Vec<(usize, usize)>,
+);
+
+fn route_lines(cluster: &Cluster, schema: &ClusterSchema, text: &str) -> Routed {
     let mut items = Vec::new();
-    let mut per_shard = vec![Vec::new(); cluster.shards.len()];
+    let mut per_shard: Vec<Vec<(usize, IngestDoc)>> = vec![Vec::new(); cluster.shards.len()];
+    let mut slot_of: std::collections::HashMap<String, (usize, usize)> = Default::default();
+    let mut replaced = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -270,22 +286,30 @@ fn route_lines(
                 let shard = schema.router.shard_for(&doc.id) as usize;
                 item.id = Some(doc.id.clone());
                 item.shard = Some(shard);
-                let json = line.to_string();
-                let version = cluster.clock.next();
-                per_shard[shard].push((
+                let routed = (
                     items.len(),
                     IngestDoc {
                         id: doc.id,
-                        json,
-                        version,
+                        json: line.to_string(),
+                        version: cluster.clock.next(),
                     },
-                ));
+                );
+                match slot_of.get(&routed.1.id) {
+                    Some(&(k, slot)) => {
+                        replaced.push((per_shard[k][slot].0, routed.0));
+                        per_shard[k][slot] = routed;
+                    }
+                    None => {
+                        slot_of.insert(routed.1.id.clone(), (shard, per_shard[shard].len()));
+                        per_shard[shard].push(routed);
+                    }
+                }
             }
             Err(e) => fail(&mut item, 400, "invalid_document", e.to_string()),
         }
         items.push(item);
     }
-    (items, per_shard)
+    (items, per_shard, replaced)
 }
 
 /// Writes one shard's documents in calls of at most [`MAX_INGEST_CALL_BYTES`], one after
