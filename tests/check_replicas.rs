@@ -40,15 +40,7 @@ async fn a_bulk_built_document_that_differs_is_reported() {
         http: reqwest::Client::new(),
     };
     c.wait_ready().await;
-    let check: Value = c
-        .http
-        .get(c.url("/cluster/replicas/check"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let check = common::get_json(&c.http, &c.url("/cluster/replicas/check"), &[]).await;
     assert_eq!(check["consistent"], false, "{check}");
     let shard = &check["shards"][0];
     assert_eq!(shard["differing"], 1, "{shard}");

@@ -119,14 +119,6 @@ async fn an_fsync_error_after_a_commit_stops_writes_and_loses_nothing() {
         .unwrap()
         .into_inner();
     assert!(info.write_failure.is_empty());
-    let check: serde_json::Value = c
-        .http
-        .get(c.url("/cluster/replicas/check"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let check = common::get_json(&c.http, &c.url("/cluster/replicas/check"), &[]).await;
     assert_eq!(check["consistent"], true, "{check}");
 }

@@ -59,14 +59,8 @@ async fn only_processes_with_the_cluster_certificate_take_part() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let body: serde_json::Value = http
-        .get(format!("http://{}/search?q=web+server", root.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("http://{}/search", root.addr);
+    let body = common::get_json(&http, &url, &[("q", "web server")]).await;
     assert_eq!(body["partial"], false, "{body}");
     assert!(!body["hits"].as_array().unwrap().is_empty());
 

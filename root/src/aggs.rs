@@ -393,14 +393,6 @@ pub fn finish_tantivy<'a>(
     parts: impl IntoIterator<Item = &'a [u8]>,
     bucket_budget: f64,
 ) -> Result<Map<String, Value>, FinishError> {
-    finish_parts(aggs, parts, bucket_budget)
-}
-
-fn finish_parts<'a>(
-    aggs: &Aggregations,
-    parts: impl IntoIterator<Item = &'a [u8]>,
-    bucket_budget: f64,
-) -> Result<Map<String, Value>, FinishError> {
     use FinishError::Merge;
     let mut merged = IntermediateAggregationResults::default();
     for part in parts {
