@@ -12,6 +12,7 @@
 //! - [`node`]: the shards one node serves, and node-level answers merged from theirs;
 //! - [`snapshot`] / [`repair`]: streaming a commit's files to a new, empty replica;
 //! - [`merge`]: repair by merge — taking a peer's newer writes — and the version listings;
+//! - [`listing`]: every document and tombstone sorted by id, streamed, for replica checks;
 //! - [`sort`]: sorting by fast fields, with order-preserving keys;
 //! - [`service`]: the `scatter.v1.Leaf` gRPC service around a node's shards;
 //! - [`server`]: binding, TCP_NODELAY, gRPC health, graceful shutdown.
@@ -23,6 +24,7 @@ pub mod data_calls;
 pub mod dictionary;
 pub mod faults;
 pub mod ids;
+pub mod listing;
 pub mod live;
 pub mod merge;
 pub mod node;

@@ -118,21 +118,19 @@ fn stamp_of(e: &VersionEntry) -> Stamp {
     }
 }
 
-/// Streams the shard's versioned entries, or with `documents` every live document (id and
-/// version, 0 for bulk-built ones) plus the tombstones, sorted by id.
+/// Streams the shard's versioned entries sorted by id, or with `documents` the listing of
+/// every live document and tombstone (see [`crate::listing`]).
 pub fn stream_versions(
     shard: &Arc<Shard>,
     documents: bool,
     tx: &Sender<Result<VersionsChunk, Status>>,
 ) -> Result<(), Status> {
+    if documents {
+        return crate::listing::stream_documents(shard, tx);
+    }
     let (mut entries, position) = {
         let log = shard.versions();
-        let entries = if documents {
-            documents_of(shard, &log).map_err(|e| Status::internal(format!("{e:#}")))?
-        } else {
-            log.list()
-        };
-        (entries, log.position())
+        (log.list(), log.position())
     };
     entries.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.deleted.cmp(&b.deleted)));
     let mut chunks = entries.chunks(LIST_CHUNK).peekable();
@@ -153,37 +151,4 @@ pub fn stream_versions(
             return Ok(());
         }
     }
-}
-
-/// Every live document of the current searcher with its version and a hash of its stored
-/// content as the index holds it, then every tombstone.
-/// Called with the version log locked, so the searcher and the log describe one commit.
-fn documents_of(
-    shard: &Shard,
-    log: &crate::versions::VersionLog,
-) -> anyhow::Result<Vec<VersionEntry>> {
-    let searcher = shard.searcher();
-    let schema = searcher.schema().clone();
-    let ids = shard.ids_of(&searcher)?;
-    let mut out = Vec::with_capacity(searcher.num_docs() as usize);
-    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-        let Some(seg_ids) = ids.segment(ord as u32) else {
-            continue;
-        };
-        let store = segment.get_store_reader(64)?;
-        for doc in segment.doc_ids_alive() {
-            let id = seg_ids.id(doc).unwrap_or_default();
-            let held = log.get(id).filter(|e| !e.deleted);
-            let stored: tantivy::TantivyDocument = store.get(doc)?;
-            out.push(VersionEntry {
-                id: id.to_string(),
-                version: held.map_or(0, |e| e.stamp.version),
-                tiebreak: held.map_or(0, |e| e.stamp.tiebreak),
-                deleted: false,
-                content: scatter_core::document::stored_content_hash(&stored, &schema),
-            });
-        }
-    }
-    out.extend(log.list().into_iter().filter(|e| e.deleted));
-    Ok(out)
 }

@@ -118,6 +118,16 @@ impl ShardSet {
             .collect()
     }
 
+    /// Flags the statuses of shards whose history is unverified (see
+    /// `InfoResponse.unverified`), so a root does not trust their answers alone.
+    pub fn note_unverified(&self, statuses: &mut [ShardStatus]) {
+        for status in statuses {
+            if let Some(live) = self.shards.get(&status.shard) {
+                status.unverified_incarnation = live.shard().unverified_incarnation();
+            }
+        }
+    }
+
     /// Any open shard (they share schema and parser).
     pub fn any(&self) -> Arc<Shard> {
         self.shards
@@ -259,6 +269,7 @@ fn status_of(r: &mut SearchResponse) -> ShardStatus {
         generation: r.generation,
         took_micros: r.took_micros,
         error: String::new(),
+        unverified_incarnation: 0,
     }
 }
 

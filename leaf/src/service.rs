@@ -241,6 +241,7 @@ impl Leaf for LeafService {
                     Ok(())
                 });
             }
+            self.node.note_unverified(&mut merged.shards);
             Ok(Response::new(merged))
         }
         .instrument(span)
@@ -307,6 +308,7 @@ impl Leaf for LeafService {
                     Err(e) => out.shards.push(failed_status(id, &e)),
                 }
             }
+            self.node.note_unverified(&mut out.shards);
             Ok(Response::new(out))
         }
         .instrument(span)

@@ -78,6 +78,11 @@ pub struct Shard {
     pits: crate::pit::Pits,
     /// Set when a commit or fsync failed: writes are refused until a restart recovers.
     write_failure: std::sync::OnceLock<String>,
+    /// A root confirmed this replica's history against its peers since it was opened (see
+    /// `InfoResponse.unverified`).
+    verified: std::sync::atomic::AtomicBool,
+    /// Random, drawn at open (see `InfoResponse.incarnation`).
+    incarnation: u64,
 }
 
 impl Shard {
@@ -117,6 +122,10 @@ impl Shard {
             ids: IdCache::new(&meta_id_field),
             pits: Default::default(),
             write_failure: Default::default(),
+            verified: Default::default(),
+            incarnation: scatter_core::random::SharedRng::new(scatter_core::random::os_seed())
+                .next_u64()
+                | 1,
         })
     }
 
@@ -221,6 +230,8 @@ impl Shard {
             versioned: versions.len() as u64,
             awaiting_copy: self.path.join(versions::AWAITING_COPY_FILE).exists(),
             write_failure: self.write_failure().unwrap_or_default().to_string(),
+            unverified: self.is_unverified(),
+            incarnation: self.incarnation,
             shard_id: self.meta.shard,
             num_shards: self.meta.num_shards,
             num_docs: searcher.num_docs(),
@@ -244,6 +255,32 @@ impl Shard {
     /// disk, takes writes again — as PostgreSQL does after an fsync error.
     pub fn fail_writes(&self, reason: String) {
         let _ = self.write_failure.set(reason);
+    }
+
+    /// Records that a root confirmed this replica's history against its peers (a matching
+    /// peer, or a merge that brought it the union of their writes) in `incarnation` (a
+    /// confirmation of an earlier opening confirms nothing).
+    pub fn confirm_history(&self, incarnation: u64) {
+        if incarnation != self.incarnation {
+            return;
+        }
+        if !self.verified.swap(true, Ordering::AcqRel) {
+            tracing::info!(replica = %self.replica_id, "history confirmed against peers");
+        }
+    }
+
+    /// Opened since a root last confirmed its history (see [`Shard::confirm_history`]).
+    pub fn is_unverified(&self) -> bool {
+        !self.verified.load(Ordering::Acquire)
+    }
+
+    /// This opening's incarnation when its history is unverified, else 0.
+    pub fn unverified_incarnation(&self) -> u64 {
+        if self.is_unverified() {
+            self.incarnation
+        } else {
+            0
+        }
     }
 
     /// Why this shard refuses writes, if it does.

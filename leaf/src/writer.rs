@@ -325,7 +325,11 @@ impl WriterLoop {
             log.mark_behind(peer);
         }
         for mark in &req.clear_behind {
-            log.clear_behind(&mark.replica_id, mark.position);
+            if mark.replica_id == self.shard.replica_id() {
+                self.shard.confirm_history(mark.position);
+            } else {
+                log.clear_behind(&mark.replica_id, mark.position);
+            }
         }
         (resp, applied)
     }

@@ -47,6 +47,20 @@ pub struct ShardGroup {
 }
 
 impl ShardGroup {
+    /// Replica `addr` answered that its history is unverified in `incarnation` (see
+    /// `crate::history`): with peers configured, unless this root confirmed that
+    /// incarnation, it is stale until a probe round confirms it.
+    pub fn note_unverified(&self, addr: &str, incarnation: u64) {
+        if self.replicas.len() < 2 {
+            return;
+        }
+        if let Some(r) = self.replicas.iter().find(|r| r.addr == addr) {
+            if r.is_unconfirmed(incarnation) && !r.is_stale() {
+                r.set_stale(Some(crate::replica::UNVERIFIED_REASON.to_string()));
+            }
+        }
+    }
+
     /// The order in which to try replicas for one call: healthy current replicas by power of
     /// two choices over their load cost, then ejected, down or stale ones (tried only as a
     /// last resort: a stale replica's answer beats none).

@@ -212,7 +212,13 @@ pub async fn get(
             ..Default::default()
         });
         call.set_timeout(timeout);
-        match replica.client().fetch(call).await {
+        let answer = replica.client().fetch(call).await;
+        if let Ok(resp) = &answer {
+            for status in &resp.get_ref().shards {
+                cluster.shards[shard].note_unverified(&replica.addr, status.unverified_incarnation);
+            }
+        }
+        match answer {
             Ok(_) if replica.is_stale() => {
                 last_error = format!(
                     "{} answered, but it may lack recent writes (it is being repaired)",

@@ -16,6 +16,7 @@
 //! - [`clock`]: the version clock every write is stamped from;
 //! - [`shard_write`]: one write to every replica of a shard, and when it is acknowledged;
 //! - [`repair`]: stale or diverging replicas, and their repair by merge;
+//! - [`history`]: replicas opened since their history was confirmed, and their confirmation;
 //! - [`request_id`]: one id per request, in logs, response header and leaf calls;
 //! - [`cluster`]: the shard groups, their replicas and the leaf nodes (the registry);
 //! - [`replica`]: one shard on one node: health, ejection, staleness;
@@ -44,6 +45,7 @@ pub mod fanout;
 pub mod fetch;
 pub mod front_door;
 pub mod hedge;
+pub mod history;
 pub mod http;
 pub mod ingest;
 pub mod leaf_node;

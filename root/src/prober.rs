@@ -38,6 +38,11 @@ impl Cluster {
         match self.check_info(shard, &info) {
             Ok(()) => {
                 self.clock.observe(info.max_version);
+                let shared = self.shards[shard].replicas.len() > 1;
+                if info.unverified && shared && replica.is_unconfirmed(info.incarnation) {
+                    // Stale before it is up: the round's assessment may confirm it.
+                    replica.set_stale(Some(crate::history::UNVERIFIED_REASON.to_string()));
+                }
                 replica.probe_ok(&info, sent)
             }
             Err(reason) => {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use scatter_proto::v1::{BehindMark, IngestRequest, RepairRequest, RepairResponse};
 
 use crate::cluster::{Cluster, Replica, ReplicaState, ShardGroup};
+use crate::history;
 
 /// Probe rounds in a row replicas' digests must differ, unchanged, before they are merged.
 pub const LAG_ROUNDS: u32 = 2;
@@ -74,8 +75,22 @@ fn assess(group: &ShardGroup) -> Option<Plan> {
         .collect();
     let has_bulk = |s: &ReplicaState| s.up && !s.awaiting_copy;
     let bulk_peer = all.iter().find(|(_, s)| has_bulk(s)).map(|(r, _)| *r);
+    let configured = group.replicas.len();
+    let mut confirm = Vec::new();
     for (r, s) in &all {
-        r.set_stale(stale_reason(r, s, &all, bulk_peer.is_some()));
+        let unverified = s.up && s.unverified;
+        let vouched = unverified && history::confirmable(r, s, &all, configured);
+        if vouched {
+            confirm.push(((*r).clone(), r.mark_confirmed()));
+        } else if s.up && s.confirm_due {
+            confirm.push(((*r).clone(), s.confirmed_incarnation));
+        }
+        let reason = stale_reason(r, s, &all, bulk_peer.is_some())
+            .or_else(|| (unverified && !vouched).then(|| history::UNVERIFIED_REASON.to_string()));
+        r.set_stale(reason);
+    }
+    if !confirm.is_empty() {
+        tokio::spawn(history::confirm(confirm));
     }
     let up: Vec<&(&Arc<Replica>, ReplicaState)> = all.iter().filter(|(_, s)| s.up).collect();
     if up.len() < 2 {
@@ -149,7 +164,7 @@ fn start(cluster: &Arc<Cluster>, k: usize, plan: Plan) {
         let group = &cluster.shards[k];
         let (kind, done) = match plan {
             Plan::Copy { empty, source } => ("copy", copy(group, &empty, &source).await),
-            Plan::Merge(replicas) => ("merge", merge(&replicas).await),
+            Plan::Merge(replicas) => ("merge", merge(&replicas, group.replicas.len()).await),
         };
         let mut backoff = *group.repair_backoff.lock().expect("repair backoff");
         match done {
@@ -195,13 +210,16 @@ async fn repair_call(
 }
 
 /// Merges the replicas to the union of their writes (see the module doc), then clears the
-/// marks the merge covered.
-async fn merge(replicas: &[Arc<Replica>]) -> anyhow::Result<()> {
+/// marks the merge covered; confirms their histories when the merge covered every one of
+/// the shard's `configured` replicas or its reference was trusted (see `crate::history`).
+async fn merge(replicas: &[Arc<Replica>], configured: usize) -> anyhow::Result<()> {
     let reference = replicas
         .iter()
         .find(|r| !r.is_stale())
         .unwrap_or(&replicas[0])
         .clone();
+    let trusted = !reference.is_stale() && !reference.state().unverified;
+    let incarnations: Vec<u64> = replicas.iter().map(|r| r.state().incarnation).collect();
     let others: Vec<&Arc<Replica>> = replicas
         .iter()
         .filter(|r| r.addr != reference.addr)
@@ -242,6 +260,13 @@ async fn merge(replicas: &[Arc<Replica>]) -> anyhow::Result<()> {
     let ref_state = reference.state();
     reference.mark_repaired(ref_state.generation, ref_state.ops);
     clear_marks(replicas, clears).await;
+    if trusted || replicas.len() == configured {
+        for (r, incarnation) in replicas.iter().zip(&incarnations) {
+            r.confirm_incarnation(*incarnation);
+        }
+        let confirmed = replicas.iter().cloned().zip(incarnations);
+        history::confirm(confirmed.collect()).await;
+    }
     tracing::info!(
         shard = reference.shard, reference = %reference.addr, merged,
         "replicas merged"

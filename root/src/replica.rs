@@ -59,6 +59,18 @@ pub struct ReplicaState {
     /// Why it stopped taking writes (a commit or fsync failed there), from its last probe.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub write_failure: Option<String>,
+    /// Opened since a root last confirmed its history against its peers (see
+    /// `crate::history`): its last probe said so, for an incarnation this root has not
+    /// confirmed.
+    pub unverified: bool,
+    /// The opening of the shard its last probe reported (see `InfoResponse.incarnation`).
+    pub incarnation: u64,
+    /// The incarnation this root confirmed last.
+    pub confirmed_incarnation: u64,
+    /// Its last probe still said unverified for the incarnation this root confirmed (the
+    /// confirmation was lost or is in flight): sent again.
+    #[serde(skip)]
+    pub confirm_due: bool,
     /// Why it is stale.
     pub stale_reason: Option<String>,
     /// Write operations it has committed in its life (from its last probe or write).
@@ -80,6 +92,10 @@ pub struct ReplicaState {
     #[serde(skip)]
     generation_as_of: Option<Instant>,
 }
+
+/// Why a replica whose history is unverified is stale (see `crate::history`).
+pub const UNVERIFIED_REASON: &str =
+    "opened since its history was last confirmed against its peers (restart, restore or copy)";
 
 /// Metric handles of one replica, registered once so that a call records without building
 /// label sets. (Registered after the process recorder is installed: see `BoundRoot::bind`.)
@@ -253,6 +269,34 @@ impl Replica {
         set_stale(&self.addr, &mut s, None);
     }
 
+    /// Its history was confirmed (see `crate::history`); returns the incarnation confirmed.
+    pub fn mark_confirmed(&self) -> u64 {
+        let incarnation = self.state.lock().expect("replica state").incarnation;
+        self.confirm_incarnation(incarnation);
+        incarnation
+    }
+
+    /// Its history was confirmed in `incarnation` (see `crate::history`).
+    pub fn confirm_incarnation(&self, incarnation: u64) {
+        let mut s = self.state.lock().expect("replica state");
+        s.confirmed_incarnation = incarnation;
+        if s.incarnation == incarnation {
+            s.unverified = false;
+        }
+    }
+
+    /// Whether an answer saying "unverified in `incarnation`" is news: not the incarnation
+    /// this root confirmed (whose confirmation may still be in flight).
+    pub fn is_unconfirmed(&self, incarnation: u64) -> bool {
+        incarnation != 0
+            && self
+                .state
+                .lock()
+                .expect("replica state")
+                .confirmed_incarnation
+                != incarnation
+    }
+
     /// Index generation from its last probe or write, whatever its health.
     pub fn generation(&self) -> u64 {
         self.state.lock().expect("replica state").generation
@@ -335,6 +379,10 @@ impl Replica {
         s.versioned = info.versioned;
         s.behind.clone_from(&info.behind);
         s.awaiting_copy = info.awaiting_copy;
+        s.incarnation = info.incarnation;
+        let confirmed = info.incarnation == s.confirmed_incarnation;
+        s.unverified = info.unverified && !confirmed;
+        s.confirm_due = info.unverified && confirmed;
         s.write_failure = (!info.write_failure.is_empty()).then(|| info.write_failure.clone());
         s.misconfigured = false;
         if reinstate_if_due(&mut s) {

@@ -501,6 +501,10 @@ impl Root {
                     }
                     let generation = resp.status.generation;
                     self.observe_generation(outcome.shard, replica.as_deref(), generation, sent);
+                    if let Some(addr) = replica.as_deref() {
+                        let incarnation = resp.status.unverified_incarnation;
+                        self.cluster.shards[outcome.shard].note_unverified(addr, incarnation);
+                    }
                     g.total_hits += resp.status.total_hits;
                     g.total_exact &= resp.status.total_hits_exact;
                     if g.docs.len() <= outcome.shard {
