@@ -5,13 +5,18 @@
 //! stored fields as the replica's *index* holds them (what searches read, bulk-built
 //! documents included), besides the version and the log's tiebreak. The
 //! proof users run after faults, as `index verify` proves ranking.
+//!
+//! Leaves stream their listings sorted by id; the root compares them by a merge-join, one
+//! chunk per replica in memory at a time, so neither side holds a listing whole.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use scatter_proto::v1::{VersionEntry, VersionsRequest};
+use scatter_proto::v1::{VersionEntry, VersionsChunk, VersionsRequest};
 use serde::Serialize;
+use tokio::time::Instant;
+use tonic::Streaming;
 
 use crate::cluster::{Cluster, Replica};
 
@@ -66,10 +71,13 @@ pub struct Difference {
 
 /// Compares every shard's replicas.
 pub async fn check(cluster: &Cluster, timeout: Duration) -> ReplicaCheck {
-    let shards = futures::future::join_all(cluster.shards.iter().map(|g| async move {
-        let lists = futures::future::join_all(g.replicas.iter().map(|r| list(r, timeout))).await;
-        compare(g.shard, &g.replicas, lists)
-    }))
+    let deadline = Instant::now() + timeout;
+    let shards = futures::future::join_all(
+        cluster
+            .shards
+            .iter()
+            .map(|g| compare(g.shard, &g.replicas, deadline)),
+    )
     .await;
     let consistent = shards
         .iter()
@@ -77,71 +85,105 @@ pub async fn check(cluster: &Cluster, timeout: Duration) -> ReplicaCheck {
     ReplicaCheck { consistent, shards }
 }
 
-async fn list(replica: &Replica, timeout: Duration) -> Result<Vec<VersionEntry>, String> {
-    let mut req = tonic::Request::new(VersionsRequest {
-        shard: replica.shard_id(),
-        documents: true,
-    });
-    req.set_timeout(timeout);
-    let read = async {
-        let mut stream = replica
-            .client()
-            .versions(req)
-            .await
-            .map_err(|s| s.message().to_string())?
-            .into_inner();
-        let mut entries = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            entries.extend(chunk.map_err(|s| s.message().to_string())?.entries);
-        }
-        Ok(entries)
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
+/// One replica's listing, read chunk by chunk.
+struct Listing {
+    stream: Option<Streaming<VersionsChunk>>,
+    buf: VecDeque<VersionEntry>,
+    listing: ReplicaListing,
 }
 
-fn compare(
-    shard: usize,
-    replicas: &[std::sync::Arc<Replica>],
-    lists: Vec<Result<Vec<VersionEntry>, String>>,
-) -> ShardCheck {
-    let mut by_id: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
-    let n = lists.len();
-    let mut listings = Vec::new();
-    for (i, (replica, list)) in replicas.iter().zip(&lists).enumerate() {
-        let (entries, error) = match list {
-            Ok(e) => (e.as_slice(), None),
-            Err(e) => (&[][..], Some(e.clone())),
-        };
-        let tombstones = entries.iter().filter(|e| e.deleted).count();
-        listings.push(ReplicaListing {
-            replica: replica.addr.clone(),
-            documents: entries.len() - tombstones,
-            tombstones,
-            error,
+impl Listing {
+    async fn open(replica: &Replica, deadline: Instant) -> Listing {
+        let mut req = tonic::Request::new(VersionsRequest {
+            shard: replica.shard_id(),
+            documents: true,
         });
-        for e in entries {
-            let held = if e.deleted {
-                format!("deleted@{}", e.version)
-            } else {
-                format!("v{}:{:x}:{:x}", e.version, e.tiebreak, e.content)
-            };
-            let slot = by_id.entry(e.id.clone()).or_insert_with(|| vec![None; n]);
-            // Two entries for one id on one replica (a live document and a tombstone) is
-            // itself a difference: keep both.
-            slot[i] = Some(match slot[i].take() {
-                Some(prev) => format!("{prev}+{held}"),
-                None => held,
-            });
+        req.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        let mut client = replica.client();
+        let call = client.versions(req);
+        let (stream, error) = match tokio::time::timeout_at(deadline, call).await {
+            Ok(Ok(resp)) => (Some(resp.into_inner()), None),
+            Ok(Err(s)) => (None, Some(s.message().to_string())),
+            Err(_) => (None, Some("timed out".to_string())),
+        };
+        Listing {
+            stream,
+            buf: VecDeque::new(),
+            listing: ReplicaListing {
+                replica: replica.addr.clone(),
+                documents: 0,
+                tombstones: 0,
+                error,
+            },
         }
     }
-    let answered: Vec<usize> = (0..n).filter(|&i| lists[i].is_ok()).collect();
-    let mut differing = 0;
-    let mut differences = Vec::new();
-    for (id, held) in by_id {
-        let first = &held[answered.first().copied().unwrap_or(0)];
-        if answered.iter().all(|&i| &held[i] == first) {
+
+    /// The next entry's id, reading a chunk when needed; None at the end or on an error.
+    async fn head(&mut self, deadline: Instant) -> Option<&str> {
+        while self.buf.is_empty() {
+            let stream = self.stream.as_mut()?;
+            match tokio::time::timeout_at(deadline, stream.message()).await {
+                Ok(Ok(Some(chunk))) => self.buf.extend(chunk.entries),
+                Ok(Ok(None)) => self.stream = None,
+                Ok(Err(s)) => self.fail(s.message().to_string()),
+                Err(_) => self.fail("timed out".to_string()),
+            }
+        }
+        self.buf.front().map(|e| e.id.as_str())
+    }
+
+    fn fail(&mut self, error: String) {
+        self.stream = None;
+        self.buf.clear();
+        self.listing.error = Some(error);
+    }
+
+    /// Takes every entry of `id` at the front: what this replica holds for it.
+    async fn take(&mut self, id: &str, deadline: Instant) -> Option<String> {
+        let mut held: Option<String> = None;
+        while self.head(deadline).await == Some(id) {
+            let e = self.buf.pop_front().expect("a head");
+            let this = if e.deleted {
+                self.listing.tombstones += 1;
+                format!("deleted@{}", e.version)
+            } else {
+                self.listing.documents += 1;
+                format!("v{}:{:x}:{:x}", e.version, e.tiebreak, e.content)
+            };
+            // Two entries for one id on one replica (a live document and a tombstone) is
+            // itself a difference: keep both.
+            held = Some(match held {
+                Some(prev) => format!("{prev}+{this}"),
+                None => this,
+            });
+        }
+        held
+    }
+}
+
+async fn compare(shard: usize, replicas: &[Arc<Replica>], deadline: Instant) -> ShardCheck {
+    let mut lists =
+        futures::future::join_all(replicas.iter().map(|r| Listing::open(r, deadline))).await;
+    let (mut differing, mut differences) = (0, Vec::new());
+    loop {
+        let mut next: Option<String> = None;
+        for l in &mut lists {
+            if let Some(id) = l.head(deadline).await {
+                if next.as_deref().is_none_or(|n| id < n) {
+                    next = Some(id.to_string());
+                }
+            }
+        }
+        let Some(id) = next else { break };
+        let mut held = Vec::with_capacity(lists.len());
+        for l in &mut lists {
+            held.push(l.take(&id, deadline).await);
+        }
+        let answered: Vec<usize> = (0..lists.len())
+            .filter(|&i| lists[i].listing.error.is_none())
+            .collect();
+        let first = answered.first().map(|&i| &held[i]);
+        if answered.iter().all(|&i| Some(&held[i]) == first) {
             continue;
         }
         differing += 1;
@@ -157,7 +199,7 @@ fn compare(
     }
     ShardCheck {
         shard,
-        replicas: listings,
+        replicas: lists.into_iter().map(|l| l.listing).collect(),
         differing,
         differences,
     }
