@@ -38,6 +38,10 @@ def main():
     shards = int(config["NUM_SHARDS"])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
+        # The Secret `scatter-cluster-tls`, made as the manifests say.
+        subprocess.run([SCATTER, "certs", "--out", str(tmp / "certs"), "--nodes", "root,leaf"],
+                       check=True, capture_output=True)
+        config = {k: v.replace("/etc/scatter-certs", str(tmp / "certs")) for k, v in config.items()}
         (tmp / "root.toml").write_text(config["root.toml"])
         (tmp / "schema.toml").write_text(config["schema.toml"])
         starts(["root", "--config", str(tmp / "root.toml"), "--listen", "127.0.0.1:0"])
@@ -64,7 +68,8 @@ def main():
             for k in range(shards):
                 assert pod in root_shards[k].split(","), f"{pod} is not listed under shard {k}"
             # The pod's own arguments, its volume and config replaced by temporary ones.
-            args = [a.replace("/data", str(tmp / f"pod-{ordinal}")).replace("/etc/scatter", str(tmp))
+            args = [a.replace("/data", str(tmp / f"pod-{ordinal}"))
+                    .replace("/etc/scatter-certs", str(tmp / "certs")).replace("/etc/scatter", str(tmp))
                     for a in shown[shown.index("leaf"):]]
             args[args.index("--listen") + 1] = "127.0.0.1:0"
             args[args.index("--metrics-listen") + 1] = "127.0.0.1:0"

@@ -80,6 +80,15 @@ struct LeafArgs {
     /// (RESOURCE_EXHAUSTED; the root answers 429 with Retry-After).
     #[arg(long, env = "SCATTER_LEAF_MAX_WRITE_QUEUE_MB", default_value_t = 256)]
     max_write_queue_mb: usize,
+    /// Seconds a tombstone (a live delete) is kept in the version log; after that, and once
+    /// no peer is known to lack a write, compaction drops it (a write of that id older than
+    /// the delete arriving later could then bring the document back).
+    #[arg(
+        long,
+        env = "SCATTER_LEAF_TOMBSTONE_RETENTION_SECS",
+        default_value_t = 3600
+    )]
+    tombstone_retention_secs: u64,
     /// If --index holds no shard: create an empty one (needs --shard-id and --num-shards;
     /// with several --index, each directory's name `shard-K` gives its shard id). A new
     /// replica of a shard with data is then repaired from a peer by the root.
@@ -551,6 +560,7 @@ async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
     config.metrics_listen = args.metrics_listen;
     config.create = args.create_meta()?;
     config.max_write_queue_bytes = args.max_write_queue_mb.max(1) << 20;
+    config.tombstone_retention = std::time::Duration::from_secs(args.tombstone_retention_secs);
     let bound = BoundLeaf::bind(&config).await?;
     let node = bound.node();
     let shard = node.any();

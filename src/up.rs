@@ -70,12 +70,44 @@ pub struct UpArgs {
     /// Largest shard dictionary (terms) the root holds as a statistics table (0: none).
     #[arg(long, default_value_t = scatter_root::stats_table::DEFAULT_MAX_TERMS)]
     stats_table_max_terms: u64,
+    /// Plain gRPC between the root and the leaves (loopback only) instead of mutual TLS
+    /// with certificates made once in DATA_DIR/certs.
+    #[arg(long)]
+    plain: bool,
+}
+
+/// Mutual TLS for the cluster's calls: a CA and a node certificate made once in
+/// `DATA_DIR/certs` (`scatter certs`), used by every node of this process.
+fn cluster_tls(args: &UpArgs) -> anyhow::Result<()> {
+    if args.plain {
+        eprintln!("warning: --plain: calls between root and leaves are not authenticated");
+        return Ok(());
+    }
+    let dir = args.data_dir.join("certs");
+    if !dir.join("ca.pem").exists() || !dir.join("node-key.pem").exists() {
+        crate::cluster_tls_args::certs(&crate::cluster_tls_args::CertsArgs {
+            out: dir.clone(),
+            nodes: vec!["node".to_string()],
+        })?;
+    }
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .with_context(|| format!("reading {}", dir.join(name).display()))
+    };
+    scatter_proto::cluster_tls::set(&read("ca.pem")?, &read("node.pem")?, &read("node-key.pem")?)
+        .map_err(|e| anyhow::anyhow!("cluster TLS: {e}"))?;
+    println!(
+        "cluster calls use mutual TLS (certificates in {})",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Runs the local cluster until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.replicas >= 1, "--replicas must be at least 1");
     let manifest = ensure_build(&args).await?;
+    cluster_tls(&args)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let nodes = args.nodes.unwrap_or(args.replicas);

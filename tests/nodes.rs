@@ -313,6 +313,28 @@ async fn scatter_up_places_replicas_on_nodes() {
     let v = common::get_json(&http, &format!("{url}/search"), &[("q", "web server")]).await;
     assert_eq!(v["partial"], false, "{v}");
     assert!(v["hits"].as_array().unwrap().len() == 10);
+    // Mutual TLS by default: certificates made in the data directory, and a leaf refuses a
+    // plain client.
+    assert!(dir.path().join("certs").join("ca.pem").exists());
+    let leaf = nodes[0]
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    let refused = match tonic::transport::Endpoint::from_shared(format!("http://{leaf}"))
+        .unwrap()
+        .connect()
+        .await
+    {
+        Err(_) => true,
+        Ok(channel) => scatter_proto::LeafClient::new(channel)
+            .info(scatter_proto::v1::InfoRequest::default())
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a leaf of scatter up answered a plain client");
     let _ = child.kill();
     let _ = child.wait();
 }

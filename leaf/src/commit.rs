@@ -11,6 +11,9 @@ pub struct CommitPayload {
     /// Length of the version log this commit covers (see [`crate::versions`]).
     #[serde(rename = "scatter_versions_len", default)]
     pub versions_len: u64,
+    /// Generation of the version log file this commit covers (see [`crate::versions`]).
+    #[serde(rename = "scatter_versions_gen", default)]
+    pub versions_gen: u64,
 }
 
 impl CommitPayload {

@@ -7,6 +7,7 @@
 //! - [`faults`]: fault injection (delays, errors), a testing aid;
 //! - [`commit`]: what a commit records in its payload (operations, version log length);
 //! - [`versions`]: the version log: per id the newest write, so replicas converge;
+//! - [`compaction`]: the version log rewritten to what is current, expired tombstones dropped;
 //! - [`writer`]: live ingest, group commit, durable before acknowledged;
 //! - [`live`]: the shard served now, its writer, and swapping in a repaired copy;
 //! - [`node`]: the shards one node serves, and node-level answers merged from theirs;
@@ -19,6 +20,7 @@
 
 pub mod aggs;
 pub mod commit;
+pub mod compaction;
 pub mod counting;
 pub mod data_calls;
 pub mod dictionary;

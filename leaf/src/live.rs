@@ -21,6 +21,8 @@ pub struct LiveShard {
     pub(crate) repairing: tokio::sync::Mutex<()>,
     /// Most bytes of ingest calls queued at the writer.
     write_queue_limit: AtomicUsize,
+    /// Seconds a tombstone is kept (see [`crate::compaction`]).
+    tombstone_retention_secs: std::sync::atomic::AtomicU64,
 }
 
 impl LiveShard {
@@ -69,7 +71,22 @@ impl LiveShard {
             writer: tokio::sync::Mutex::new(None),
             repairing: tokio::sync::Mutex::new(()),
             write_queue_limit: AtomicUsize::new(scatter_core::limits::MAX_QUEUED_WRITE_BYTES),
+            tombstone_retention_secs: std::sync::atomic::AtomicU64::new(
+                crate::compaction::DEFAULT_TOMBSTONE_RETENTION.as_secs(),
+            ),
         }
+    }
+
+    /// Sets how long tombstones are kept (see [`crate::compaction`]); applies to writers
+    /// started afterwards.
+    pub fn set_tombstone_retention(&self, retention: std::time::Duration) {
+        self.tombstone_retention_secs
+            .store(retention.as_secs(), Ordering::Relaxed);
+    }
+
+    /// How long tombstones are kept.
+    pub fn tombstone_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.tombstone_retention_secs.load(Ordering::Relaxed))
     }
 
     /// Sets the most bytes of ingest calls queued at the writer (beyond: RESOURCE_EXHAUSTED).
@@ -94,12 +111,14 @@ impl LiveShard {
             let mut slot = self.writer.lock().await;
             if slot.is_none() {
                 let shard = self.shard();
-                let started = tokio::task::spawn_blocking(move || ShardWriter::start(shard))
-                    .await
-                    .map_err(|e| WriteError::Failed(format!("writer start failed: {e}")))?
-                    .map_err(|e| {
-                        WriteError::Failed(format!("cannot open the index for writing: {e:#}"))
-                    })?;
+                let retention = self.tombstone_retention();
+                let started =
+                    tokio::task::spawn_blocking(move || ShardWriter::start(shard, retention))
+                        .await
+                        .map_err(|e| WriteError::Failed(format!("writer start failed: {e}")))?
+                        .map_err(|e| {
+                            WriteError::Failed(format!("cannot open the index for writing: {e:#}"))
+                        })?;
                 *slot = Some(started);
             }
             slot.as_ref().expect("writer").handle()

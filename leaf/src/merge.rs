@@ -32,12 +32,21 @@ pub async fn merge(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Repa
     let (theirs, position) = list(&mut client, req.shard).await?;
     let want: Vec<String> = {
         let shard = live.shard();
+        let searcher = shard.searcher();
         let log = shard.versions();
+        let horizon = scatter_core::clock::now_micros()
+            .saturating_sub(live.tombstone_retention().as_micros() as u64);
         theirs
             .into_iter()
             .filter(|e| {
-                let held = log.get(&e.id).map_or(Stamp::BULK, |h| h.stamp);
-                held < stamp_of(e)
+                let held = log.get(&e.id).map(|h| h.stamp);
+                if held.is_some_and(|h| h >= stamp_of(e)) {
+                    return false;
+                }
+                // A tombstone past the retention (compacted away here) is taken only when
+                // this replica still holds the document it deletes.
+                let expired = e.deleted && held.is_none() && e.version < horizon;
+                !expired || matches!(shard.find(&searcher, &e.id), Ok(Some(_)))
             })
             .map(|e| e.id)
             .collect()

@@ -16,7 +16,7 @@ use crate::live::{staging_dir, LiveShard};
 use crate::server::MAX_MESSAGE_BYTES;
 use crate::shard::{generation, Shard};
 use crate::snapshot::META_FILE;
-use crate::versions::{replica_id, write_replica_id, VERSIONS_FILE};
+use crate::versions::{is_versions_file, replica_id, write_replica_id};
 
 /// Copies the shard from `req.source` and, with `req.swap`, serves the copy.
 pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<RepairResponse> {
@@ -152,7 +152,9 @@ impl Receiver {
             self.all = chunk.files.into_iter().collect();
         }
         anyhow::ensure!(
-            chunk.name == META_FILE || chunk.name == VERSIONS_FILE || is_segment_file(&chunk.name),
+            chunk.name == META_FILE
+                || is_versions_file(&chunk.name)
+                || is_segment_file(&chunk.name),
             "unexpected file {:?} in snapshot",
             chunk.name
         );

@@ -42,6 +42,9 @@ pub struct LeafConfig {
     /// Most bytes of ingest calls queued per shard (beyond: RESOURCE_EXHAUSTED, which the
     /// root answers with 429).
     pub max_write_queue_bytes: usize,
+    /// How long tombstones are kept before compaction may drop them (see
+    /// [`crate::compaction`]).
+    pub tombstone_retention: std::time::Duration,
 }
 
 impl LeafConfig {
@@ -55,6 +58,7 @@ impl LeafConfig {
             metrics_listen: None,
             create: None,
             max_write_queue_bytes: scatter_core::limits::MAX_QUEUED_WRITE_BYTES,
+            tombstone_retention: crate::compaction::DEFAULT_TOMBSTONE_RETENTION,
         }
     }
 }
@@ -75,6 +79,7 @@ impl BoundLeaf {
             tokio::task::spawn_blocking(move || ShardSet::open(&paths, create.as_ref())).await??;
         for live in node.iter() {
             live.set_write_queue_limit(config.max_write_queue_bytes);
+            live.set_tombstone_retention(config.tombstone_retention);
             live.finish_swap().await?;
         }
         let listener = TcpListener::bind(config.listen)
@@ -122,10 +127,13 @@ impl BoundLeaf {
         );
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let metrics = self.metrics_listener.map(|listener| {
-            let app = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(|| async { scatter_core::telemetry::render() }),
-            );
+            // `/healthz` for probes that cannot speak gRPC over mutual TLS (Kubernetes').
+            let app = axum::Router::new()
+                .route(
+                    "/metrics",
+                    axum::routing::get(|| async { scatter_core::telemetry::render() }),
+                )
+                .route("/healthz", axum::routing::get(|| async { "ok\n" }));
             tokio::spawn(async move { axum::serve(listener, app).await })
         });
         let mut builder = Server::builder();

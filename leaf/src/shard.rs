@@ -106,7 +106,7 @@ impl Shard {
         let meta_id_field = meta.schema.id_field.clone();
         let parser = ScatterQueryParser::new(&meta.schema, &schema);
         let payload = CommitPayload::parse(index.load_metas()?.payload.as_deref());
-        let versions = VersionLog::open(path, payload.versions_len)?;
+        let versions = VersionLog::open(path, payload.versions_len, payload.versions_gen)?;
         let replica_id = versions::replica_id(path)?;
         Ok(Shard {
             path: path.to_path_buf(),

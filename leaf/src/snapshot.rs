@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::commit::CommitPayload;
 use crate::shard::Shard;
-use crate::versions::VERSIONS_FILE;
+use crate::versions::versions_file_name;
 
 /// Bytes per streamed chunk.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -26,8 +26,8 @@ pub struct Snapshot {
     files: Vec<(String, FileSlice)>,
     /// `meta.json` as read when the files were opened.
     meta: Vec<u8>,
-    /// The version log up to the length that commit records.
-    versions: Vec<u8>,
+    /// The version log (file name, bytes up to the length that commit records).
+    versions: (String, Vec<u8>),
 }
 
 impl Snapshot {
@@ -85,7 +85,7 @@ impl Snapshot {
             .map(|f| (f.name.as_str(), (f.len, f.xxh3)))
             .collect();
         let mut names: Vec<String> = self.files.iter().map(|(n, _)| n.clone()).collect();
-        names.push(VERSIONS_FILE.to_string());
+        names.push(self.versions.0.clone());
         names.push(META_FILE.to_string());
         let mut first = Some(names);
         for (name, slice) in &self.files {
@@ -95,7 +95,7 @@ impl Snapshot {
             }
             send_file(tx, name, bytes.as_slice(), &mut first)?;
         }
-        send_file(tx, VERSIONS_FILE, &self.versions, &mut first)?;
+        send_file(tx, &self.versions.0, &self.versions.1, &mut first)?;
         send_file(tx, META_FILE, &self.meta, &mut first)
     }
 }
@@ -134,16 +134,17 @@ fn send_file(
     }
 }
 
-/// The version log up to the length the commit in `meta` records.
-fn read_versions(shard: &Shard, meta: &[u8]) -> anyhow::Result<Vec<u8>> {
+/// The version log file the commit in `meta` names, up to the length it records.
+fn read_versions(shard: &Shard, meta: &[u8]) -> anyhow::Result<(String, Vec<u8>)> {
     let value: serde_json::Value = serde_json::from_slice(meta).context("parsing meta.json")?;
     let payload = CommitPayload::parse(value.get("payload").and_then(|p| p.as_str()));
+    let name = versions_file_name(payload.versions_gen);
     let mut bytes = vec![0; payload.versions_len as usize];
     if !bytes.is_empty() {
         use std::os::unix::fs::FileExt;
-        std::fs::File::open(shard.path().join(VERSIONS_FILE))?.read_exact_at(&mut bytes, 0)?;
+        std::fs::File::open(shard.path().join(&name))?.read_exact_at(&mut bytes, 0)?;
     }
-    Ok(bytes)
+    Ok((name, bytes))
 }
 
 /// Segment ids named in a `meta.json`, in the form tantivy uses in file names (no dashes).

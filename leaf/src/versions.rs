@@ -10,9 +10,14 @@
 //! (a record written for a commit that never happened is dropped with it).
 //!
 //! Documents from a bulk build have no entry: their stamp is [`Stamp::BULK`], older than any
-//! live write. Memory: one entry per id written live (the id plus ~40 bytes); tombstones are
-//! kept for good (a tombstone dropped early would let a replica that missed the delete bring
-//! the document back).
+//! live write. Memory: one entry per id written live (the id plus ~40 bytes).
+//!
+//! **Compaction** (see [`crate::compaction`]) rewrites the log into a new *generation* file
+//! holding only each id's newest record and the current marks, and drops tombstones older
+//! than the retention once no peer is known to lack a write; the commit payload names the
+//! generation. Positions (marks, merges) are *logical*: a generation's file starts at the
+//! logical position where the previous one ended (its first line, `{"base": N}`), so they
+//! only grow.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -24,8 +29,26 @@ use anyhow::Context;
 use scatter_proto::v1::{SourceEntry, VersionEntry};
 use serde::Deserialize;
 
-/// File name of the version log inside a shard directory.
+/// File name of the version log inside a shard directory (generation 0).
 pub const VERSIONS_FILE: &str = "scatter-versions.log";
+
+/// File name of generation `gen` of the version log.
+pub fn versions_file_name(gen: u64) -> String {
+    if gen == 0 {
+        VERSIONS_FILE.to_string()
+    } else {
+        format!("scatter-versions.{gen}.log")
+    }
+}
+
+/// Whether `name` is a version log file of any generation.
+pub fn is_versions_file(name: &str) -> bool {
+    name == VERSIONS_FILE
+        || name
+            .strip_prefix("scatter-versions.")
+            .and_then(|r| r.strip_suffix(".log"))
+            .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// Marker of a shard created empty, removed by the copy repair that fills it.
 pub const AWAITING_COPY_FILE: &str = "scatter-awaiting-copy";
@@ -96,6 +119,7 @@ struct Line {
     clear: Option<String>,
     #[serde(default)]
     upto: u64,
+    base: Option<u64>,
 }
 
 /// What a line records.
@@ -103,6 +127,7 @@ enum Record {
     Write { id: String, v: u64, t: u64, d: bool },
     Behind { behind: String },
     Clear { clear: String, upto: u64 },
+    Base { base: u64 },
 }
 
 impl Line {
@@ -119,7 +144,7 @@ impl Line {
                 clear,
                 upto: self.upto,
             }),
-            _ => None,
+            _ => self.base.map(|base| Record::Base { base }),
         }
     }
 }
@@ -127,6 +152,12 @@ impl Line {
 /// The version log of one shard (see the module doc).
 pub struct VersionLog {
     file: File,
+    /// Generation of the file (see the module doc).
+    gen: u64,
+    /// Logical position of the file's first byte.
+    base: u64,
+    /// Bytes of the records `entries` point to (the rest of the file is superseded).
+    live_bytes: u64,
     /// Bytes written to the file (records of the commit in progress included).
     len: u64,
     /// Records of the commit in progress, not written yet.
@@ -139,9 +170,12 @@ pub struct VersionLog {
 }
 
 impl VersionLog {
-    /// Opens (or creates) the log in `dir`, cut back to `committed` bytes.
-    pub fn open(dir: &Path, committed: u64) -> anyhow::Result<Self> {
-        let path = dir.join(VERSIONS_FILE);
+    /// Opens (or creates) generation `gen` of the log in `dir`, cut back to `committed`
+    /// bytes; files of other generations (an older one a compaction replaced, or a newer one
+    /// whose commit never happened) are removed.
+    pub fn open(dir: &Path, committed: u64, gen: u64) -> anyhow::Result<Self> {
+        let path = dir.join(versions_file_name(gen));
+        remove_other_generations(dir, gen);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -163,6 +197,9 @@ impl VersionLog {
         }
         let mut log = VersionLog {
             file,
+            gen,
+            base: 0,
+            live_bytes: 0,
             len: 0,
             pending: Vec::new(),
             entries: HashMap::new(),
@@ -209,8 +246,9 @@ impl VersionLog {
                 self.note_write(&id, entry);
             }
             Record::Behind { behind } => {
-                self.behind.insert(behind, offset + len as u64);
+                self.behind.insert(behind, self.base + offset + len as u64);
             }
+            Record::Base { base } => self.base = base,
             Record::Clear { clear, upto } => {
                 if self.behind.get(&clear).is_some_and(|&at| at <= upto) {
                     self.behind.remove(&clear);
@@ -224,6 +262,7 @@ impl VersionLog {
         let mut line = match &record {
             Record::Behind { behind } => serde_json::json!({ "behind": behind }),
             Record::Clear { clear, upto } => serde_json::json!({ "clear": clear, "upto": upto }),
+            Record::Base { base } => serde_json::json!({ "base": base }),
             Record::Write { .. } => unreachable!("writes go through push_write"),
         }
         .to_string()
@@ -251,8 +290,10 @@ impl VersionLog {
     fn note_write(&mut self, id: &str, entry: Entry) {
         self.max_version = self.max_version.max(entry.stamp.version);
         self.digest ^= entry_hash(id, &entry);
+        self.live_bytes += u64::from(entry.len);
         if let Some(old) = self.entries.insert(id.to_string(), entry) {
             self.digest ^= entry_hash(id, &old);
+            self.live_bytes -= u64::from(old.len);
         }
     }
 
@@ -295,9 +336,35 @@ impl VersionLog {
         Ok(self.len)
     }
 
-    /// Log position: the length after the records so far.
+    /// Logical log position after the records so far (only grows, across compactions).
     pub fn position(&self) -> u64 {
-        self.len + self.pending.len() as u64
+        self.base + self.len + self.pending.len() as u64
+    }
+
+    /// Generation of the file.
+    pub fn generation(&self) -> u64 {
+        self.gen
+    }
+
+    /// Bytes of the file (committed records).
+    pub fn file_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Bytes of the records still current (the newest of each id).
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    /// Every entry with its id (for compaction).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// The raw record (one line) of `e`, as written.
+    pub(crate) fn raw_record(&self, e: &Entry, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        buf.resize(e.len as usize, 0);
+        self.file.read_exact_at(buf, e.offset)
     }
 
     /// Order-independent digest of the entries (equal on replicas holding the same writes).
@@ -454,6 +521,21 @@ pub fn write_replica_id(dir: &Path, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes version log files of generations other than `gen` (best effort).
+fn remove_other_generations(dir: &Path, gen: u64) {
+    let keep = versions_file_name(gen);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_versions_file(&name) && name != keep {
+            tracing::info!(file = %name, "removing a version log of another generation");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// `device:inode` of a directory.
 fn dir_identity(dir: &Path) -> std::io::Result<String> {
     use std::os::unix::fs::MetadataExt;
@@ -468,7 +550,7 @@ mod tests {
     #[test]
     fn newest_write_wins_and_survives_reopen_cut_to_the_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = VersionLog::open(dir.path(), 0).unwrap();
+        let mut log = VersionLog::open(dir.path(), 0, 0).unwrap();
         log.record_write("a", Stamp::upsert(5, "{}"), Some("{\"id\":\"a\"}"));
         log.record_write("b", Stamp::delete(3), None);
         log.mark_behind("peer");
@@ -477,7 +559,7 @@ mod tests {
         log.record_write("a", Stamp::upsert(9, "{}"), Some("{\"id\":\"a\",\"x\":1}"));
         log.flush().unwrap();
         drop(log);
-        let log = VersionLog::open(dir.path(), committed).unwrap();
+        let log = VersionLog::open(dir.path(), committed, 0).unwrap();
         assert_eq!(log.get("a").unwrap().stamp.version, 5);
         assert!(log.get("b").unwrap().deleted);
         assert_eq!(log.digest(), digest);
@@ -499,8 +581,8 @@ mod tests {
     fn digest_is_order_independent_and_marks_clear_only_up_to_their_position() {
         let dir1 = tempfile::tempdir().unwrap();
         let dir2 = tempfile::tempdir().unwrap();
-        let mut l1 = VersionLog::open(dir1.path(), 0).unwrap();
-        let mut l2 = VersionLog::open(dir2.path(), 0).unwrap();
+        let mut l1 = VersionLog::open(dir1.path(), 0, 0).unwrap();
+        let mut l2 = VersionLog::open(dir2.path(), 0, 0).unwrap();
         l1.record_write("a", Stamp::upsert(1, "x"), Some("x"));
         l1.record_write("b", Stamp::upsert(2, "y"), Some("y"));
         l2.record_write("b", Stamp::upsert(2, "y"), Some("y"));
@@ -518,13 +600,13 @@ mod tests {
     #[test]
     fn sources_come_back_byte_for_byte_even_across_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = VersionLog::open(dir.path(), 0).unwrap();
+        let mut log = VersionLog::open(dir.path(), 0, 0).unwrap();
         let one = r#"{"id":"a","title":"x \"q\" é"}"#;
         let two = "{\"id\":\"b\",\n \"title\":\"y\"}";
         log.record_write("a", Stamp::upsert(1, one), Some(one));
         log.record_write("b", Stamp::upsert(1, two), Some(two));
         let len = log.flush().unwrap();
-        let log = VersionLog::open(dir.path(), len).unwrap();
+        let log = VersionLog::open(dir.path(), len, 0).unwrap();
         let (src, _) = log.sources(&["a".into(), "b".into()], usize::MAX).unwrap();
         assert_eq!((src[0].json.as_str(), src[1].json.as_str()), (one, two));
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use scatter_core::document::DocConverter;
 use scatter_core::Router;
@@ -16,6 +16,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 use tokio::sync::oneshot;
 
 use crate::commit::CommitPayload;
+use crate::compaction;
 use crate::shard::{generation, Shard};
 use crate::versions::{Stamp, VersionLog};
 
@@ -61,8 +62,10 @@ pub struct WriterHandle {
 }
 
 impl ShardWriter {
-    /// Opens the index for writing (takes tantivy's writer lock) and starts the thread.
-    pub fn start(shard: Arc<Shard>) -> anyhow::Result<Self> {
+    /// Opens the index for writing (takes tantivy's writer lock) and starts the thread;
+    /// tombstones older than `tombstone_retention` are compacted away (see
+    /// [`crate::compaction`]).
+    pub fn start(shard: Arc<Shard>, tombstone_retention: Duration) -> anyhow::Result<Self> {
         let writer: IndexWriter = shard
             .index()
             .writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
@@ -83,6 +86,8 @@ impl ShardWriter {
                     router,
                     committed,
                     queued,
+                    tombstone_retention,
+                    last_scan: Instant::now(),
                 }
                 .run(rx)
             }
@@ -194,11 +199,22 @@ struct WriterLoop {
     /// The payload of the last commit.
     committed: CommitPayload,
     queued: Arc<AtomicUsize>,
+    tombstone_retention: Duration,
+    /// When expired tombstones were last looked for.
+    last_scan: Instant,
 }
 
 impl WriterLoop {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match rx.recv_timeout(self.scan_interval()) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.maybe_compact();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut jobs = vec![first];
             while jobs.len() < MAX_GROUP {
                 match rx.try_recv() {
@@ -207,6 +223,7 @@ impl WriterLoop {
                 }
             }
             self.commit_group(jobs);
+            self.maybe_compact();
         }
         if let Err(e) = self.writer.wait_merging_threads() {
             tracing::warn!("writer stopped with merge error: {e}");
@@ -360,6 +377,7 @@ impl WriterLoop {
         let payload = CommitPayload {
             ops,
             versions_len: log.flush()?,
+            versions_gen: log.generation(),
         };
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&payload.to_json());
@@ -370,6 +388,87 @@ impl WriterLoop {
         std::fs::File::open(self.shard.path())?.sync_all()?;
         self.committed = payload;
         self.shard.reload()?;
+        Ok(())
+    }
+}
+
+impl WriterLoop {
+    /// Rewrites the version log into its next generation when it is due (see
+    /// [`crate::compaction`]). Writing the new file may fail harmlessly (the old generation
+    /// stays authoritative); a failed commit naming it stops writes, as any failed commit.
+    fn maybe_compact(&mut self) {
+        if self.shard.write_failure().is_some() {
+            return;
+        }
+        let shard = self.shard.clone();
+        let mut log = shard.versions();
+        let expired = if self.last_scan.elapsed() >= self.scan_interval() {
+            self.last_scan = Instant::now();
+            let now = scatter_core::clock::now_micros();
+            compaction::expired_tombstones(&log, now, self.tombstone_retention)
+        } else {
+            Vec::new()
+        };
+        if expired.is_empty() && !compaction::garbage_due(&log) {
+            return;
+        }
+        let before = log.file_len();
+        let drop: std::collections::HashSet<String> = expired.into_iter().collect();
+        let (gen, len) = match compaction::write_next_generation(&log, shard.path(), &drop) {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::warn!(
+                    shard = shard.meta().shard,
+                    "version log compaction skipped: {e:#}"
+                );
+                return;
+            }
+        };
+        let payload = CommitPayload {
+            versions_len: len,
+            versions_gen: gen,
+            ..self.committed
+        };
+        let reopened = self
+            .commit_payload(&payload)
+            .and_then(|()| VersionLog::open(shard.path(), len, gen));
+        match reopened {
+            Ok(next) => {
+                *log = next;
+                self.committed = payload;
+                metrics::counter!("scatter_leaf_version_log_compactions_total").increment(1);
+                tracing::info!(
+                    shard = shard.meta().shard,
+                    gen,
+                    before,
+                    after = len,
+                    tombstones_dropped = drop.len(),
+                    "version log compacted"
+                );
+            }
+            Err(e) => {
+                tracing::error!(
+                    shard = shard.meta().shard,
+                    "compaction commit failed, writes stop: {e:#}"
+                );
+                shard.fail_writes(format!("a compaction commit failed: {e:#}"));
+            }
+        }
+    }
+
+    /// How often expired tombstones are looked for: every
+    /// [`compaction::TOMBSTONE_SCAN_INTERVAL`], or the retention when shorter (≥ 1 s).
+    fn scan_interval(&self) -> Duration {
+        let retention = self.tombstone_retention.max(Duration::from_secs(1));
+        compaction::TOMBSTONE_SCAN_INTERVAL.min(retention)
+    }
+
+    /// Commits no change but `payload` (and fsyncs the directory, as every commit).
+    fn commit_payload(&mut self, payload: &CommitPayload) -> anyhow::Result<()> {
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&payload.to_json());
+        prepared.commit()?;
+        std::fs::File::open(self.shard.path())?.sync_all()?;
         Ok(())
     }
 }
