@@ -166,6 +166,8 @@ struct RootArgs {
     #[command(flatten)]
     cluster_tls: crate::cluster_tls_args::ClusterTlsArgs,
     #[command(flatten)]
+    local_shards: crate::local_shards::LocalShardsArgs,
+    #[command(flatten)]
     front_door: crate::front_door_args::FrontDoorArgs,
     /// TOML file of settings (keys: these flags' long names); flags and env vars win.
     #[arg(long, env = "SCATTER_CONFIG")]
@@ -581,6 +583,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
         None => args.shards.iter().map(|s| parse_shard_flag(s)).collect(),
     };
     args.cluster_tls.load()?;
+    let shards = args.local_shards.start(shards, shutdown_signal()).await?;
     let mut config = RootConfig::new(args.listen, shards);
     config.default_timeout = Duration::from_millis(args.timeout_ms);
     config.max_timeout = Duration::from_millis(args.max_timeout_ms);

@@ -6,6 +6,7 @@ mod cli;
 mod cluster_tls_args;
 mod config_file;
 mod front_door_args;
+mod local_shards;
 mod up;
 
 /// mimalloc instead of the system allocator: search and gRPC allocate many short-lived

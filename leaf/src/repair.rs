@@ -66,12 +66,16 @@ pub async fn connect_peer(
     source: &str,
     shard: Option<u32>,
 ) -> anyhow::Result<scatter_proto::cluster_auth::Client> {
-    let channel = scatter_proto::cluster_tls::endpoint(source)?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {source}"))?;
-    let mut client =
-        scatter_proto::cluster_auth::client(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let client = match scatter_proto::local::lookup(source) {
+        Some(_) => scatter_proto::cluster_auth::client_for(source, || unreachable!("local")),
+        None => scatter_proto::cluster_auth::client(
+            scatter_proto::cluster_tls::endpoint(source)?
+                .connect()
+                .await
+                .with_context(|| format!("connecting to {source}"))?,
+        ),
+    };
+    let mut client = client.max_decoding_message_size(MAX_MESSAGE_BYTES);
     let theirs = client.info(InfoRequest { shard }).await?.into_inner();
     let mine = live.shard().info();
     let same = |i: &scatter_proto::v1::InfoResponse| {

@@ -68,7 +68,22 @@ pub struct BoundLeaf {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     node: Arc<ShardSet>,
-    faults: Arc<Faults>,
+    service: Arc<LeafService>,
+}
+
+/// The gRPC service of a leaf node: its calls checked for the cluster secret, messages up to
+/// the cluster's size limit.
+type CheckedLeaf = tonic::service::interceptor::InterceptedService<
+    LeafServer<LeafService>,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+>;
+
+fn checked_leaf(service: &Arc<LeafService>) -> CheckedLeaf {
+    let leaf = LeafServer::from_arc(service.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // With a cluster secret, every Leaf call must carry it (health stays open).
+    tonic::service::interceptor::InterceptedService::new(leaf, scatter_proto::cluster_auth::check)
 }
 
 impl BoundLeaf {
@@ -95,11 +110,17 @@ impl BoundLeaf {
         };
         scatter_core::telemetry::prometheus();
         let f = &config.faults;
+        let node = Arc::new(node);
+        let faults = Arc::new(Faults::new(f.delay_ms, f.delay_rate, f.error_rate));
+        let service = Arc::new(LeafService::new(node.clone(), faults));
+        // A root (or a peer) in this process calls it without the network.
+        let addr = listener.local_addr()?.to_string();
+        scatter_proto::local::register(&addr, checked_leaf(&service));
         Ok(BoundLeaf {
             listener,
             metrics_listener,
-            node: Arc::new(node),
-            faults: Arc::new(Faults::new(f.delay_ms, f.delay_rate, f.error_rate)),
+            node,
+            service,
         })
     }
 
@@ -117,14 +138,8 @@ impl BoundLeaf {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<LeafServer<LeafService>>().await;
-        let leaf = LeafServer::new(LeafService::new(self.node.clone(), self.faults.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        // With a cluster secret, every Leaf call must carry it (health stays open).
-        let leaf = tonic::service::interceptor::InterceptedService::new(
-            leaf,
-            scatter_proto::cluster_auth::check,
-        );
+        let leaf = checked_leaf(&self.service);
+        let addr = self.local_addr().to_string();
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let metrics = self.metrics_listener.map(|listener| {
             // `/healthz` for probes that cannot speak gRPC over mutual TLS (Kubernetes').
@@ -151,6 +166,7 @@ impl BoundLeaf {
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .context("leaf server failed");
+        scatter_proto::local::unregister(&addr);
         if let Some(task) = metrics {
             task.abort();
         }

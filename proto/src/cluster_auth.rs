@@ -11,12 +11,14 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use crate::local::Transport;
 use crate::LeafClient;
 
 static SECRET: OnceLock<MetadataValue<Ascii>> = OnceLock::new();
 
-/// A leaf client whose calls carry the secret.
-pub type Client = LeafClient<InterceptedService<Channel, ClusterAuth>>;
+/// A leaf client whose calls carry the secret, over a channel or to an in-process leaf (see
+/// [`crate::local`]).
+pub type Client = LeafClient<InterceptedService<Transport, ClusterAuth>>;
 
 /// Sets this process's secret (read from a file: surrounding whitespace dropped). At most once.
 pub fn set_secret(secret: &str) -> Result<(), String> {
@@ -47,7 +49,16 @@ impl tonic::service::Interceptor for ClusterAuth {
 
 /// A client on `channel` whose calls carry the secret.
 pub fn client(channel: Channel) -> Client {
-    LeafClient::with_interceptor(channel, ClusterAuth)
+    LeafClient::with_interceptor(crate::local::remote(channel), ClusterAuth)
+}
+
+/// A client for the leaf at `addr`: the in-process one when this process serves it (see
+/// [`crate::local`]), else `channel()`'s.
+pub fn client_for(addr: &str, channel: impl FnOnce() -> Channel) -> Client {
+    match crate::local::lookup(addr) {
+        Some(local) => LeafClient::with_interceptor(local, ClusterAuth),
+        None => client(channel()),
+    }
 }
 
 /// The leaf's check: with a secret set, a call must carry it (compared in constant time).

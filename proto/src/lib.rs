@@ -11,3 +11,4 @@ pub use v1::leaf_server::{Leaf, LeafServer};
 
 pub mod cluster_auth;
 pub mod cluster_tls;
+pub mod local;

@@ -1,5 +1,5 @@
-//! A leaf node as the root sees it: one gRPC channel (HTTP/2, multiplexed, TCP_NODELAY)
-//! shared by every shard the node serves, and the node's load: a peak-EWMA latency estimate
+//! A leaf node as the root sees it: one gRPC channel (HTTP/2, multiplexed, TCP_NODELAY) —
+//! or the node itself when this process serves it — shared by every shard the node serves, and the node's load: a peak-EWMA latency estimate
 //! (decaying on read) and the calls outstanding.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,7 +30,8 @@ impl LeafNode {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
-        let client = cluster_auth::client(endpoint.connect_lazy())
+        // A node this process serves is called in-process (see `scatter_proto::local`).
+        let client = cluster_auth::client_for(addr, || endpoint.connect_lazy())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(LeafNode {
