@@ -122,3 +122,54 @@ async fn an_fsync_error_after_a_commit_stops_writes_and_loses_nothing() {
     let check = common::get_json(&c.http, &c.url("/cluster/replicas/check"), &[]).await;
     assert_eq!(check["consistent"], true, "{check}");
 }
+
+/// A health probe never waits for a commit (issue 21): with every commit held 4 s (a slow
+/// disk's fsync, `SCATTER_LEAF_FAULT_COMMIT_PAUSE_MS`), `Info` answers while a write's commit
+/// is still held, so roots do not eject a replica that is only writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_answers_while_a_commit_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 1, dir.path());
+    let path = scatter_core::Manifest::load(dir.path())
+        .unwrap()
+        .shard_path(dir.path(), 0);
+    let leaf = Proc::start_via(
+        &["env", "SCATTER_LEAF_FAULT_COMMIT_PAUSE_MS=4000"],
+        &[
+            "leaf",
+            "--index",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let addr = format!("http://{}", leaf.addr);
+    let channel = tonic::transport::Endpoint::from_shared(addr)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut writer = scatter_proto::LeafClient::new(channel.clone());
+    let write = tokio::spawn(async move {
+        writer
+            .ingest(scatter_proto::v1::IngestRequest {
+                upserts: vec![scatter_proto::v1::IngestDoc {
+                    id: "held".into(),
+                    json: "{\"id\":\"held\",\"title\":\"slow disk\"}".into(),
+                    version: scatter_core::clock::now_micros(),
+                }],
+                ..Default::default()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await; // the commit is being held
+    let mut probe = scatter_proto::LeafClient::new(channel);
+    let info =
+        tokio::time::timeout(Duration::from_secs(2), probe.info(InfoRequest::default())).await;
+    assert!(
+        matches!(info, Ok(Ok(_))),
+        "Info waited for the commit: {info:?}"
+    );
+    assert!(!write.is_finished(), "the commit was not held");
+    write.await.unwrap().unwrap();
+}

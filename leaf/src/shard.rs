@@ -83,6 +83,29 @@ pub struct Shard {
     verified: std::sync::atomic::AtomicBool,
     /// Random, drawn at open (see `InfoResponse.incarnation`).
     incarnation: u64,
+    /// What `Info` reports of the version log, as of the last time the log was free: a
+    /// probe never waits for a commit (which holds the log through its fsyncs).
+    log_summary: Mutex<LogSummary>,
+}
+
+/// The version log's state as `Info` reports it.
+#[derive(Debug, Clone, Default)]
+struct LogSummary {
+    digest: u64,
+    max_version: u64,
+    behind: Vec<String>,
+    versioned: u64,
+}
+
+impl LogSummary {
+    fn of(log: &VersionLog) -> Self {
+        LogSummary {
+            digest: log.digest(),
+            max_version: log.max_version(),
+            behind: log.behind(),
+            versioned: log.len() as u64,
+        }
+    }
 }
 
 impl Shard {
@@ -107,6 +130,7 @@ impl Shard {
         let parser = ScatterQueryParser::new(&meta.schema, &schema);
         let payload = CommitPayload::parse(index.load_metas()?.payload.as_deref());
         let versions = VersionLog::open(path, payload.versions_len, payload.versions_gen)?;
+        let log_summary = Mutex::new(LogSummary::of(&versions));
         let replica_id = versions::replica_id(path)?;
         Ok(Shard {
             path: path.to_path_buf(),
@@ -126,6 +150,7 @@ impl Shard {
             incarnation: scatter_core::random::SharedRng::new(scatter_core::random::os_seed())
                 .next_u64()
                 | 1,
+            log_summary,
         })
     }
 
@@ -216,18 +241,30 @@ impl Shard {
         &self.pits
     }
 
+    /// The version log's state: read now when the log is free, else as last read (a commit
+    /// holds it).
+    fn log_summary(&self) -> LogSummary {
+        let mut cached = self.log_summary.lock().expect("log summary");
+        match self.versions.try_lock() {
+            Ok(log) => *cached = LogSummary::of(&log),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+            Err(std::sync::TryLockError::Poisoned(e)) => panic!("version log poisoned: {e}"),
+        }
+        cached.clone()
+    }
+
     /// Identity and state of the shard (and a sweep of expired points in time: roots ask
     /// every probe interval).
     pub fn info(&self) -> InfoResponse {
         self.pits.sweep();
         let searcher = self.searcher();
-        let versions = self.versions();
+        let versions = self.log_summary();
         InfoResponse {
             replica_id: self.replica_id.clone(),
-            versions_digest: versions.digest(),
-            max_version: versions.max_version(),
-            behind: versions.behind(),
-            versioned: versions.len() as u64,
+            versions_digest: versions.digest,
+            max_version: versions.max_version,
+            behind: versions.behind,
+            versioned: versions.versioned,
             awaiting_copy: self.path.join(versions::AWAITING_COPY_FILE).exists(),
             write_failure: self.write_failure().unwrap_or_default().to_string(),
             unverified: self.is_unverified(),

@@ -379,6 +379,7 @@ impl WriterLoop {
             versions_len: log.flush()?,
             versions_gen: log.generation(),
         };
+        injected_commit_pause();
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&payload.to_json());
         prepared.commit()?;
@@ -470,6 +471,20 @@ impl WriterLoop {
         prepared.commit()?;
         std::fs::File::open(self.shard.path())?.sync_all()?;
         Ok(())
+    }
+}
+
+/// Testing aid: `SCATTER_LEAF_FAULT_COMMIT_PAUSE_MS=MS` holds every commit that long, with
+/// the version log locked, as a slow disk's fsync would.
+fn injected_commit_pause() {
+    static PAUSE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let pause = PAUSE.get_or_init(|| {
+        std::env::var("SCATTER_LEAF_FAULT_COMMIT_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(ms) = pause {
+        std::thread::sleep(Duration::from_millis(*ms));
     }
 }
 
