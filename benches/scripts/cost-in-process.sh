@@ -4,7 +4,9 @@
 #
 #   benches/scripts/cost-in-process.sh CORPUS.jsonl.gz QUERIES.txt [WORKDIR]
 #
-# Light workload: the Debian packages corpus (63,905 short documents) with short real queries;
+# Light workload: the Debian packages corpus (63,905 short documents) with short real queries
+# (benches/data/msmarco-short-debian.txt: the MS MARCO dev queries of at most 3 words that name
+# no package, since tantivy-cli also searches the id field);
 # heavy: GCIDE with MS MARCO queries. Builds CORPUS with benches/data/gcide-small-responses.toml
 # (title + body, `default` tokenizer, only title stored) into 1 shard (the peer's index), 4, 8
 # and 16 shards; checks both sides return the same answers (same-answers.py); then measures
