@@ -253,6 +253,12 @@ impl Shard {
         cached.clone()
     }
 
+    /// Records the version log's state after a commit (the writer holds the log), so that a
+    /// probe answered while the next commit holds it reports the last committed state.
+    pub fn note_committed_log(&self, log: &VersionLog) {
+        *self.log_summary.lock().expect("log summary") = LogSummary::of(log);
+    }
+
     /// Identity and state of the shard (and a sweep of expired points in time: roots ask
     /// every probe interval).
     pub fn info(&self) -> InfoResponse {

@@ -258,6 +258,7 @@ impl WriterLoop {
         match committed {
             Ok(()) => {
                 let max_version = log.max_version();
+                self.shard.note_committed_log(&log);
                 drop(log);
                 self.shard.set_ops(ops);
                 let generation = generation(&self.shard.searcher());
@@ -436,6 +437,7 @@ impl WriterLoop {
         match reopened {
             Ok(next) => {
                 *log = next;
+                self.shard.note_committed_log(&log);
                 self.committed = payload;
                 metrics::counter!("scatter_leaf_version_log_compactions_total").increment(1);
                 tracing::info!(
