@@ -17,7 +17,7 @@
 //! primary: any trusted peer (or the whole group) vouches.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use scatter_proto::v1::{BehindMark, IngestRequest};
 
@@ -27,24 +27,27 @@ pub use crate::replica::UNVERIFIED_REASON;
 
 /// Whether `s` (the state of `r`, unverified) can be confirmed now; `all` holds every
 /// configured replica of the shard that is not misconfigured, `configured` how many the
-/// shard has in all.
+/// shard has in all. Only what peers answered in the probe round started at `round`
+/// counts: a peer that died since its last answer still looks up, with the digest it had.
 pub fn confirmable(
     r: &Replica,
     s: &ReplicaState,
     all: &[(&Arc<Replica>, ReplicaState)],
     configured: usize,
+    round: Instant,
 ) -> bool {
     if configured <= 1 {
         return true;
     }
+    let fresh = |ps: &ReplicaState| ps.up && ps.probed_at.is_some_and(|t| t >= round);
     let peers = || all.iter().filter(|(p, _)| p.addr != r.addr);
     let trusted_twin = peers().any(|(p, ps)| {
-        ps.up && !ps.unverified && !p.is_stale() && ps.versions_digest == s.versions_digest
+        fresh(ps) && !ps.unverified && !p.is_stale() && ps.versions_digest == s.versions_digest
     });
     let whole_group_alike = all.len() == configured
         && all
             .iter()
-            .all(|(_, ps)| ps.up && ps.versions_digest == s.versions_digest);
+            .all(|(_, ps)| fresh(ps) && ps.versions_digest == s.versions_digest);
     trusted_twin || whole_group_alike
 }
 

@@ -94,8 +94,9 @@ impl Cluster {
                 let Some(cluster) = cluster.upgrade() else {
                     return;
                 };
+                let round = std::time::Instant::now();
                 cluster.probe_all().await;
-                crate::repair::after_probe(&cluster);
+                crate::repair::after_probe(&cluster, round);
             }
         })
     }

@@ -52,10 +52,11 @@ enum Plan {
     Merge(Vec<Arc<Replica>>),
 }
 
-/// After a probe round: updates staleness and starts the repairs needed.
-pub fn after_probe(cluster: &Arc<Cluster>) {
+/// After a probe round started at `round`: updates staleness and starts the repairs
+/// needed.
+pub fn after_probe(cluster: &Arc<Cluster>, round: Instant) {
     for (k, group) in cluster.shards.iter().enumerate() {
-        let plan = assess(group);
+        let plan = assess(group, round);
         let stale = group.replicas.iter().filter(|r| r.is_stale()).count();
         metrics::gauge!("scatter_root_stale_replicas", "shard" => k.to_string()).set(stale as f64);
         if let Some(plan) = plan {
@@ -66,7 +67,7 @@ pub fn after_probe(cluster: &Arc<Cluster>) {
 
 /// Sets each replica's staleness from what every replica reported; returns the repair the
 /// shard needs, if any.
-fn assess(group: &ShardGroup) -> Option<Plan> {
+fn assess(group: &ShardGroup, round: Instant) -> Option<Plan> {
     let all: Vec<(&Arc<Replica>, ReplicaState)> = group
         .replicas
         .iter()
@@ -79,7 +80,7 @@ fn assess(group: &ShardGroup) -> Option<Plan> {
     let mut confirm = Vec::new();
     for (r, s) in &all {
         let unverified = s.up && s.unverified;
-        let vouched = unverified && history::confirmable(r, s, &all, configured);
+        let vouched = unverified && history::confirmable(r, s, &all, configured, round);
         if vouched {
             confirm.push(((*r).clone(), r.mark_confirmed()));
         } else if s.up && s.confirm_due {

@@ -71,6 +71,9 @@ pub struct ReplicaState {
     /// confirmation was lost or is in flight): sent again.
     #[serde(skip)]
     pub confirm_due: bool,
+    /// When its last successful probe was sent (what it reports is at least that fresh).
+    #[serde(skip)]
+    pub probed_at: Option<Instant>,
     /// Why it is stale.
     pub stale_reason: Option<String>,
     /// Write operations it has committed in its life (from its last probe or write).
@@ -380,6 +383,7 @@ impl Replica {
         s.behind.clone_from(&info.behind);
         s.awaiting_copy = info.awaiting_copy;
         s.incarnation = info.incarnation;
+        s.probed_at = Some(sent);
         let confirmed = info.incarnation == s.confirmed_incarnation;
         s.unverified = info.unverified && !confirmed;
         s.confirm_due = info.unverified && confirmed;
