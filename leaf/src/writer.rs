@@ -88,6 +88,7 @@ impl ShardWriter {
                     queued,
                     tombstone_retention,
                     last_scan: Instant::now(),
+                    compaction_retry_at: None,
                 }
                 .run(rx)
             }
@@ -202,6 +203,8 @@ struct WriterLoop {
     tombstone_retention: Duration,
     /// When expired tombstones were last looked for.
     last_scan: Instant,
+    /// After a compaction failed to write its file (a full disk): not before then again.
+    compaction_retry_at: Option<Instant>,
 }
 
 impl WriterLoop {
@@ -399,7 +402,8 @@ impl WriterLoop {
     /// [`crate::compaction`]). Writing the new file may fail harmlessly (the old generation
     /// stays authoritative); a failed commit naming it stops writes, as any failed commit.
     fn maybe_compact(&mut self) {
-        if self.shard.write_failure().is_some() {
+        let backing_off = self.compaction_retry_at.is_some_and(|t| Instant::now() < t);
+        if self.shard.write_failure().is_some() || backing_off {
             return;
         }
         let shard = self.shard.clone();
