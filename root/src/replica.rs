@@ -415,6 +415,10 @@ fn set_generation(s: &mut ReplicaState, generation: u64, as_of: Instant) -> bool
 
 fn set_stale(addr: &str, s: &mut ReplicaState, reason: Option<String>) {
     match (&reason, s.stale) {
+        // Every start of a leaf is unverified until a probe round confirms it: expected.
+        (Some(r), false) if r == UNVERIFIED_REASON => {
+            tracing::info!(replica = %addr, reason = %r, "replica is stale")
+        }
         (Some(r), false) => tracing::warn!(replica = %addr, reason = %r, "replica is stale"),
         (None, true) => tracing::info!(replica = %addr, "replica is current again"),
         _ => {}
