@@ -43,11 +43,18 @@ pub fn expired_tombstones(log: &VersionLog, now_micros: u64, retention: Duration
     if !log.behind().is_empty() {
         return Vec::new();
     }
-    let horizon = now_micros.saturating_sub(retention.as_micros() as u64);
+    let horizon = retention_horizon(now_micros, retention);
     log.entries()
         .filter(|(_, e)| e.deleted && e.stamp.version < horizon)
         .map(|(id, _)| id.clone())
         .collect()
+}
+
+/// The version below which a tombstone is past `retention` at `now_micros` (0 — none — for
+/// a retention longer than the clock: `--tombstone-retention-secs` may be huge).
+pub fn retention_horizon(now_micros: u64, retention: Duration) -> u64 {
+    let retention = u64::try_from(retention.as_micros()).unwrap_or(u64::MAX);
+    now_micros.saturating_sub(retention)
 }
 
 /// Writes the log's next generation into `dir`: the base line, each id's newest record but
@@ -135,6 +142,10 @@ mod tests {
         assert_eq!(src[0].json, doc);
         log.mark_behind("peer");
         assert!(expired_tombstones(&log, u64::MAX, Duration::ZERO).is_empty());
+        assert_eq!(
+            retention_horizon(1_000_000, Duration::from_secs(u64::MAX)),
+            0
+        );
     }
 
     fn drop_log(log: VersionLog) {

@@ -34,8 +34,10 @@ pub async fn merge(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Repa
         let shard = live.shard();
         let searcher = shard.searcher();
         let log = shard.versions();
-        let horizon = scatter_core::clock::now_micros()
-            .saturating_sub(live.tombstone_retention().as_micros() as u64);
+        let horizon = crate::compaction::retention_horizon(
+            scatter_core::clock::now_micros(),
+            live.tombstone_retention(),
+        );
         theirs
             .into_iter()
             .filter(|e| {
