@@ -41,15 +41,10 @@ async fn an_fsync_error_after_a_commit_stops_writes_and_loses_nothing() {
     copy_dir(&first, &second);
     let a = Proc::leaf(&first);
     // The second replica's directory fsync fails from its 3rd commit on (EIO).
-    let b = Proc::start_via(
-        &["env", "SCATTER_LEAF_FAULT_FSYNC_AFTER_COMMIT=3"],
-        &[
-            "leaf",
-            "--index",
-            second.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
+    let b = Proc::leaf_env(
+        &second,
+        "127.0.0.1:0",
+        "SCATTER_LEAF_FAULT_FSYNC_AFTER_COMMIT=3",
     );
     let addrs = vec![vec![a.addr.clone(), b.addr.clone()]];
     let root = Proc::root(
@@ -133,15 +128,10 @@ async fn a_probe_answers_while_a_commit_is_held() {
     let path = scatter_core::Manifest::load(dir.path())
         .unwrap()
         .shard_path(dir.path(), 0);
-    let leaf = Proc::start_via(
-        &["env", "SCATTER_LEAF_FAULT_COMMIT_PAUSE_MS=4000"],
-        &[
-            "leaf",
-            "--index",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
+    let leaf = Proc::leaf_env(
+        &path,
+        "127.0.0.1:0",
+        "SCATTER_LEAF_FAULT_COMMIT_PAUSE_MS=4000",
     );
     let addr = format!("http://{}", leaf.addr);
     let channel = tonic::transport::Endpoint::from_shared(addr)

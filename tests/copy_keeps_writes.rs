@@ -105,10 +105,7 @@ async fn a_crash_right_after_the_swap_loses_nothing_either() {
     // B pauses 3 s right after moving the copy in place; it is killed -9 there.
     let b_path = c.paths[0][1].clone();
     c.leaves[0][1].kill();
-    c.leaves[0][1] = common::Proc::start_via(
-        &["env", "SCATTER_LEAF_FAULT_SWAP_PAUSE_MS=3000"],
-        &["leaf", "--index", b_path.to_str().unwrap(), "--listen", &b],
-    );
+    c.leaves[0][1] = common::Proc::leaf_env(&b_path, &b, "SCATTER_LEAF_FAULT_SWAP_PAUSE_MS=3000");
     let source = a.clone();
     let target = b.clone();
     let repair = tokio::spawn(async move {

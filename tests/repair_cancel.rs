@@ -22,16 +22,8 @@ async fn abandoned_repairs_never_leave_a_replica_half_switched() {
     let b_path = c.paths[0][1].clone();
     let b_addr = c.leaves[0][1].addr.clone();
     c.leaves[0][1].kill();
-    c.leaves[0][1] = common::Proc::start_via(
-        &["env", "SCATTER_LEAF_FAULT_SWAP_PAUSE_MS=400"],
-        &[
-            "leaf",
-            "--index",
-            b_path.to_str().unwrap(),
-            "--listen",
-            &b_addr,
-        ],
-    );
+    c.leaves[0][1] =
+        common::Proc::leaf_env(&b_path, &b_addr, "SCATTER_LEAF_FAULT_SWAP_PAUSE_MS=400");
     let (a, b) = (c.leaves[0][0].addr.clone(), b_addr);
     let mut acked = Vec::new();
     for round in 0..4u64 {

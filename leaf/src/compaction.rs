@@ -148,6 +148,29 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_crash_before_the_commit_keeps_the_old_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = VersionLog::open(dir.path(), 0, 0).unwrap();
+        log.record_write("a", Stamp::upsert(1, "x"), Some("{\"id\":\"a\"}"));
+        log.record_write("a", Stamp::upsert(2, "y"), Some("{\"id\":\"a\",\"v\":2}"));
+        let committed = log.flush().unwrap();
+        let digest = log.digest();
+        let (gen, _) = write_next_generation(&log, dir.path(), &HashSet::new()).unwrap();
+        assert!(dir.path().join(versions_file_name(gen)).exists());
+        drop_log(log);
+        // The commit naming the new generation never happened: the payload still names 0.
+        let log = VersionLog::open(dir.path(), committed, 0).unwrap();
+        assert!(
+            !dir.path().join(versions_file_name(gen)).exists(),
+            "leftover removed"
+        );
+        assert_eq!(
+            (log.digest(), log.get("a").unwrap().stamp.version),
+            (digest, 2)
+        );
+    }
+
     fn drop_log(log: VersionLog) {
         std::mem::drop(log);
     }

@@ -66,8 +66,8 @@ pub async fn connect_peer(
     source: &str,
     shard: Option<u32>,
 ) -> anyhow::Result<scatter_proto::cluster_auth::Client> {
-    let client = match scatter_proto::local::lookup(source) {
-        Some(_) => scatter_proto::cluster_auth::client_for(source, || unreachable!("local")),
+    let client = match scatter_proto::cluster_auth::local_client(source) {
+        Some(local) => local,
         None => scatter_proto::cluster_auth::client(
             scatter_proto::cluster_tls::endpoint(source)?
                 .connect()

@@ -55,10 +55,12 @@ pub fn client(channel: Channel) -> Client {
 /// A client for the leaf at `addr`: the in-process one when this process serves it (see
 /// [`crate::local`]), else `channel()`'s.
 pub fn client_for(addr: &str, channel: impl FnOnce() -> Channel) -> Client {
-    match crate::local::lookup(addr) {
-        Some(local) => LeafClient::with_interceptor(local, ClusterAuth),
-        None => client(channel()),
-    }
+    local_client(addr).unwrap_or_else(|| client(channel()))
+}
+
+/// A client for the leaf this process serves at `addr`, if it serves one there.
+pub fn local_client(addr: &str) -> Option<Client> {
+    crate::local::lookup(addr).map(|local| LeafClient::with_interceptor(local, ClusterAuth))
 }
 
 /// The leaf's check: with a secret set, a call must carry it (compared in constant time).

@@ -51,8 +51,8 @@ impl ShardGroup {
     /// `crate::history`): with peers configured, unless this root confirmed that
     /// incarnation, it is stale until a probe round confirms it.
     pub fn note_unverified(&self, addr: &str, incarnation: u64) {
-        if self.replicas.len() < 2 {
-            return;
+        if incarnation == 0 || self.replicas.len() < 2 {
+            return; // the common case: a verified answer, nothing to look up
         }
         if let Some(r) = self.replicas.iter().find(|r| r.addr == addr) {
             if r.is_unconfirmed(incarnation) && !r.is_stale() {

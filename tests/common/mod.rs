@@ -111,6 +111,13 @@ impl Proc {
         Proc::start(&args)
     }
 
+    /// Starts a leaf on shard directory `dir` listening on `listen`, with one environment
+    /// setting (`NAME=VALUE`, e.g. a testing aid's fault).
+    pub fn leaf_env(dir: &Path, listen: &str, env: &str) -> Proc {
+        let args = ["leaf", "--index", dir.to_str().unwrap(), "--listen", listen];
+        Proc::start_via(&["env", env], &args)
+    }
+
     /// Starts a leaf node serving every shard directory in `dirs`.
     pub fn node(dirs: &[PathBuf]) -> Proc {
         let mut args = vec!["leaf".to_string(), "--listen".into(), "127.0.0.1:0".into()];
