@@ -19,7 +19,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocId, Score, Searcher, SegmentOrdinal, SegmentReader};
 
-use crate::shard::ShardError;
+use crate::error::ShardError;
 
 /// One shard's aggregation answer.
 #[derive(Debug, Default)]

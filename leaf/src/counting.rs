@@ -5,7 +5,7 @@ use scatter_proto::v1::SearchRequest;
 use tantivy::collector::Count;
 use tantivy::{DocSet, Searcher, TERMINATED};
 
-use crate::shard::ShardError;
+use crate::error::ShardError;
 
 /// `k + offset` of a search, refused above [`MAX_WINDOW`].
 pub fn check_window(req: &SearchRequest) -> Result<usize, ShardError> {

@@ -12,9 +12,12 @@ use scatter_core::limits::MAX_LEAF_DATA_CALLS;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
+use crate::error::ShardError;
 use crate::faults::{Fault, Faults};
-use crate::node::PerShard;
-use crate::shard::{Shard, ShardError};
+use crate::shard::Shard;
+
+/// Per shard of a node-level call: the shard id and its answer.
+pub type PerShard<T> = Vec<(u32, Result<T, ShardError>)>;
 
 /// Runs data calls for one node.
 #[derive(Clone)]

@@ -20,9 +20,10 @@ use tantivy::{DocId, DocSet, SegmentReader, TERMINATED};
 use tokio::sync::mpsc::Sender;
 use tonic::Status;
 
-use crate::merge::LIST_CHUNK;
 use crate::shard::Shard;
 
+/// Entries per streamed listing chunk.
+pub const LIST_CHUNK: usize = 4096;
 /// Doc store blocks cached per segment while listing.
 const STORE_CACHE_BLOCKS: usize = 32;
 

@@ -11,6 +11,7 @@ use scatter_proto::v1::{IngestRequest, IngestResponse};
 
 use crate::shard::Shard;
 use crate::writer::{ShardWriter, WriteError};
+use scatter_core::ShardMeta;
 
 /// A shard that can be written to and swapped.
 pub struct LiveShard {
@@ -258,5 +259,22 @@ fn sync_parent(path: &Path) {
         if let Ok(dir) = std::fs::File::open(parent) {
             let _ = dir.sync_all();
         }
+    }
+}
+
+/// Opens the shard in `path`, creating an empty one first when there is none and `create`
+/// says which.
+pub fn open_or_create(
+    path: &std::path::Path,
+    create: Option<&ShardMeta>,
+) -> anyhow::Result<LiveShard> {
+    let exists = path.join(scatter_core::manifest::SHARD_META_FILE).exists()
+        || crate::live::old_dir(path).exists();
+    match create {
+        Some(meta) if !exists => {
+            tracing::warn!(path = %path.display(), shard = meta.shard, "creating an empty shard");
+            Ok(LiveShard::new(Shard::create(path, meta)?))
+        }
+        _ => LiveShard::open(path),
     }
 }

@@ -20,16 +20,15 @@ use crate::live::LiveShard;
 use crate::shard::{generation, Shard};
 use crate::versions::Stamp;
 
-/// Entries per streamed listing chunk.
-pub const LIST_CHUNK: usize = 4096;
+pub use crate::listing::LIST_CHUNK;
 
 /// Ids per `Sources` call during a merge.
 pub const SOURCES_BATCH: usize = 256;
 
 /// Takes from `req.source` every write newer than the one held here.
 pub async fn merge(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<RepairResponse> {
-    let mut client = crate::repair::connect_peer(live, &req.source, req.shard).await?;
-    let (theirs, position) = list(&mut client, req.shard).await?;
+    let client = crate::repair::connect_peer(live, &req.source, req.shard).await?;
+    let (theirs, position) = list(&*client, req.shard).await?;
     let want: Vec<String> = {
         let shard = live.shard();
         let searcher = shard.searcher();
@@ -58,10 +57,10 @@ pub async fn merge(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Repa
     while !rest.is_empty() {
         let ids = &rest[..rest.len().min(SOURCES_BATCH)];
         let answer = client
-            .sources(SourcesRequest {
+            .sources(tonic::Request::new(SourcesRequest {
                 shard: req.shard,
                 ids: ids.to_vec(),
-            })
+            }))
             .await
             .context("sources")?
             .into_inner();
@@ -102,14 +101,14 @@ pub async fn merge(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Repa
 
 /// A peer's versioned entries and the log position they reflect.
 async fn list(
-    client: &mut scatter_proto::cluster_auth::Client,
+    client: &dyn scatter_proto::leaf_api::LeafApi,
     shard: Option<u32>,
 ) -> anyhow::Result<(Vec<VersionEntry>, u64)> {
     let mut stream = client
-        .versions(VersionsRequest {
+        .versions(tonic::Request::new(VersionsRequest {
             shard,
             documents: false,
-        })
+        }))
         .await
         .context("versions")?
         .into_inner();

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use scatter_core::ShardMeta;
-use scatter_proto::v1::{SearchRequest, SearchResponse, ShardStatus};
+use scatter_proto::v1::{SearchResponse, ShardStatus};
 use tonic::Status;
 
+use crate::data_calls::PerShard;
+use crate::error::ShardError;
 use crate::live::LiveShard;
-use crate::shard::{Located, Shard, ShardError};
-
-/// Per shard of a node-level call: the shard id and its answer.
-pub type PerShard<T> = Vec<(u32, Result<T, ShardError>)>;
+use crate::plan::SearchPlan;
+use crate::shard::{Located, Shard};
 
 /// The shards a node serves, by shard id.
 pub struct ShardSet {
@@ -47,7 +47,7 @@ impl ShardSet {
                 }
                 other => other.cloned(),
             };
-            let live = crate::server::open_or_create(path, create.as_ref())?;
+            let live = crate::live::open_or_create(path, create.as_ref())?;
             let meta = live.shard().meta().clone();
             if let Some(f) = &first {
                 anyhow::ensure!(
@@ -235,7 +235,7 @@ pub fn split_located(
 /// is missing.
 pub fn fetch_kept(
     merged: &mut SearchResponse,
-    req: &SearchRequest,
+    plan: &SearchPlan,
     shards: &[(u32, Option<Arc<Shard>>)],
     located: &HashMap<u32, Located>,
 ) {
@@ -249,7 +249,7 @@ pub fn fetch_kept(
             .filter(|h| h.shard == *id)
             .map(|h| h.id.clone())
             .collect();
-        match shard.fetch_hits(req, ids, loc) {
+        match shard.fetch_hits(plan, &ids, loc) {
             Ok(mut docs) => merged.docs.append(&mut docs),
             Err(e) => tracing::warn!(shard = id, "reading the hits' documents failed: {e}"),
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use scatter_core::limits::{MAX_OPEN_PITS, MAX_PIT_KEEP_ALIVE_MS, PIT_EXPIRED};
 use tantivy::Searcher;
 
-use crate::shard::ShardError;
+use crate::error::ShardError;
 
 /// One open point in time.
 struct Pinned {

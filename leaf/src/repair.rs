@@ -13,10 +13,10 @@ use scatter_core::manifest::SHARD_META_FILE;
 use scatter_proto::v1::{FileHave, InfoRequest, RepairRequest, RepairResponse, SnapshotRequest};
 
 use crate::live::{staging_dir, LiveShard};
-use crate::server::MAX_MESSAGE_BYTES;
 use crate::shard::{generation, Shard};
 use crate::snapshot::META_FILE;
 use crate::versions::{is_versions_file, replica_id, write_replica_id};
+use scatter_core::limits::MAX_MESSAGE_BYTES;
 
 /// Copies the shard from `req.source` and, with `req.swap`, serves the copy.
 pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<RepairResponse> {
@@ -24,12 +24,12 @@ pub async fn repair(live: &LiveShard, req: &RepairRequest) -> anyhow::Result<Rep
     let staging = staging_dir(live.path());
     let (path, dir) = (live.path().to_path_buf(), staging.clone());
     let have = tokio::task::spawn_blocking(move || seed_staging(&path, &dir)).await??;
-    let mut client = connect_peer(live, &req.source, req.shard).await?;
+    let client = connect_peer(live, &req.source, req.shard).await?;
     let mut stream = client
-        .snapshot(SnapshotRequest {
+        .snapshot(tonic::Request::new(SnapshotRequest {
             have,
             shard: req.shard,
-        })
+        }))
         .await
         .with_context(|| format!("snapshot from {}", req.source))?
         .into_inner();
@@ -65,18 +65,21 @@ pub async fn connect_peer(
     live: &LiveShard,
     source: &str,
     shard: Option<u32>,
-) -> anyhow::Result<scatter_proto::cluster_auth::Client> {
-    let client = match scatter_proto::cluster_auth::local_client(source) {
+) -> anyhow::Result<scatter_proto::leaf_api::LeafHandle> {
+    let client: scatter_proto::leaf_api::LeafHandle = match scatter_proto::local::lookup(source) {
         Some(local) => local,
-        None => scatter_proto::cluster_auth::client(
+        None => std::sync::Arc::new(scatter_proto::leaf_api::Grpc::new(
             scatter_proto::cluster_tls::endpoint(source)?
                 .connect()
                 .await
                 .with_context(|| format!("connecting to {source}"))?,
-        ),
+            MAX_MESSAGE_BYTES,
+        )),
     };
-    let mut client = client.max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let theirs = client.info(InfoRequest { shard }).await?.into_inner();
+    let theirs = client
+        .info(tonic::Request::new(InfoRequest { shard }))
+        .await?
+        .into_inner();
     let mine = live.shard().info();
     let same = |i: &scatter_proto::v1::InfoResponse| {
         (i.shard_id, i.num_shards, i.schema_fingerprint.clone())

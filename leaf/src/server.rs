@@ -17,10 +17,8 @@ use tonic::transport::Server;
 use scatter_core::ShardMeta;
 
 use crate::faults::Faults;
-use crate::live::LiveShard;
 use crate::node::ShardSet;
 use crate::service::LeafService;
-use crate::shard::Shard;
 
 pub use scatter_core::limits::MAX_MESSAGE_BYTES;
 
@@ -115,7 +113,8 @@ impl BoundLeaf {
         let service = Arc::new(LeafService::new(node.clone(), faults));
         // A root (or a peer) in this process calls it without the network.
         let addr = listener.local_addr()?.to_string();
-        scatter_proto::local::register(&addr, checked_leaf(&service));
+        let local = scatter_proto::leaf_api::InProcess(service.clone());
+        scatter_proto::local::register(&addr, Arc::new(local));
         Ok(BoundLeaf {
             listener,
             metrics_listener,
@@ -171,23 +170,6 @@ impl BoundLeaf {
             task.abort();
         }
         served
-    }
-}
-
-/// Opens the shard in `path`, creating an empty one first when there is none and `create`
-/// says which.
-pub fn open_or_create(
-    path: &std::path::Path,
-    create: Option<&ShardMeta>,
-) -> anyhow::Result<LiveShard> {
-    let exists = path.join(scatter_core::manifest::SHARD_META_FILE).exists()
-        || crate::live::old_dir(path).exists();
-    match create {
-        Some(meta) if !exists => {
-            tracing::warn!(path = %path.display(), shard = meta.shard, "creating an empty shard");
-            Ok(LiveShard::new(Shard::create(path, meta)?))
-        }
-        _ => LiveShard::open(path),
     }
 }
 

@@ -21,10 +21,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use crate::data_calls::PerShard;
 use crate::data_calls::{watched, DataCalls};
+use crate::error::ShardError;
 use crate::faults::Faults;
-use crate::node::{failed_status, fetch_kept, merge_search, split_located, PerShard, ShardSet};
-use crate::shard::{Shard, ShardError};
+use crate::node::{failed_status, fetch_kept, merge_search, split_located, ShardSet};
+use crate::plan::SearchPlan;
+use crate::shard::Shard;
 use crate::snapshot::Snapshot;
 use crate::writer::WriteError;
 
@@ -217,17 +220,19 @@ impl Leaf for LeafService {
         let ids: Vec<u32> = targets.iter().map(|(id, _)| *id).collect();
         let r = async {
             let window = req.k as usize + req.offset as usize;
-            // Parsed once for every shard (they share the schema), on this thread.
-            let query: Arc<dyn tantivy::query::Query> =
-                Arc::from(self.node.any().parse_search(&req).map_err(status_of)?);
-            let asked = req.clone();
+            // Prepared once for every shard (they share the schema), on this thread.
+            let any = self.node.any();
+            let plan = SearchPlan::new(any.parser(), any.schema(), req.clone());
+            let plan = plan.map_err(status_of)?;
+            let plan = Arc::new(plan);
+            let asked = plan.clone();
             let parts = self
                 .calls
                 .run(
                     deadline,
                     targets.clone(),
                     req.aggs.is_some(),
-                    move |shard| shard.search_located(&asked, &*query),
+                    move |shard| shard.search_located(&asked),
                 )
                 .await?;
             if let Some(status) = whole_call_error(&parts) {
@@ -237,7 +242,7 @@ impl Leaf for LeafService {
             let mut merged = merge_search(parts, window).map_err(status_of)?;
             if req.fetch {
                 let _ = watched(deadline, None, || {
-                    fetch_kept(&mut merged, &req, &targets, &located);
+                    fetch_kept(&mut merged, &plan, &targets, &located);
                     Ok(())
                 });
             }

@@ -1,63 +1,32 @@
 //! One shard: a tantivy index on disk, its reader (reused across requests, reloaded on
 //! commit) and the operations a leaf serves: search, fetch by id, term statistics, info.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
-use scatter_core::document::stored_fields_json;
-use scatter_core::limits::MAX_SNIPPET_FIELDS;
-use scatter_core::query::{QueryError, ScatterQueryParser};
+use scatter_core::query::ScatterQueryParser;
 use scatter_core::ShardMeta;
 use scatter_proto::v1::{
-    FetchRequest, FetchResponse, FetchedDoc, InfoResponse, ScoredHit, SearchRequest,
-    SearchResponse, TermStatsResponse,
+    InfoResponse, ScoredHit, SearchRequest, SearchResponse, TermStatsResponse,
 };
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::Bm25StatisticsProvider;
 use tantivy::schema::{Field, IndexRecordOption, Schema};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{
-    DocAddress, DocSet, Index, IndexReader, ReloadPolicy, Score, Searcher, TantivyDocument, Term,
-    TERMINATED,
+    DocAddress, DocSet, Index, IndexReader, ReloadPolicy, Score, Searcher, Term, TERMINATED,
 };
 
 use crate::commit::CommitPayload;
 use crate::counting::{check_window, Counting};
+use crate::error::ShardError;
 use crate::ids::IdCache;
+use crate::plan::SearchPlan;
 use crate::stats::{local_stats, GlobalStatsProvider};
 use crate::ties::TiedIds;
 use crate::versions::{self, VersionLog};
 
-/// Snippet length when a request gives none.
-pub const DEFAULT_SNIPPET_CHARS: usize = 150;
-
 pub use scatter_core::limits::MAX_WINDOW;
-
-/// Why a shard operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ShardError {
-    /// The request itself is wrong (bad query, window too large): the caller's fault.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The index failed: try another replica.
-    #[error("index error: {0}")]
-    Internal(#[from] tantivy::TantivyError),
-    /// Not done: the caller went away or its deadline passed before the work started.
-    #[error("skipped: the caller is gone or its deadline passed")]
-    Skipped,
-    /// A node-level call named a shard this node does not serve.
-    #[error("shard {0} is not served by this node")]
-    NotServed(u32),
-}
-
-impl From<QueryError> for ShardError {
-    fn from(e: QueryError) -> Self {
-        ShardError::InvalidArgument(e.to_string())
-    }
-}
 
 /// An open shard.
 pub struct Shard {
@@ -213,6 +182,11 @@ impl Shard {
         &self.path
     }
 
+    /// The tantivy schema (the same on every shard of a cluster).
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
     /// Shard metadata (id, schema, routing).
     pub fn meta(&self) -> &ShardMeta {
         &self.meta
@@ -342,41 +316,23 @@ impl Shard {
         text: &str,
         lenient: bool,
     ) -> Result<Box<dyn tantivy::query::Query>, ShardError> {
-        Ok(self.parser.parse_in(text, mode(lenient))?)
+        Ok(self.parser.parse_in(text, crate::plan::mode(lenient))?)
     }
 
-    /// The query of a search request: its text (leniently if asked) and its filters.
-    pub fn parse_search(
-        &self,
-        req: &SearchRequest,
-    ) -> Result<Box<dyn tantivy::query::Query>, ShardError> {
-        let query = self
-            .parser
-            .parse_search(&req.query, mode(req.lenient), &req.filters)?;
-        Ok(Box::new(crate::watched_query::Watched(query)))
+    /// The shard's query parser.
+    pub fn parser(&self) -> &ScatterQueryParser {
+        &self.parser
     }
 
-    /// Ranked search: hits sorted by score descending, ties by external id ascending.
-    /// Scores with the request's global statistics when given, else with local ones.
-    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse, ShardError> {
-        let query = self.parse_search(req)?;
-        let (mut resp, located) = self.search_located(req, &*query)?;
-        if req.fetch {
-            let ids = resp.hits.iter().map(|h| h.id.clone()).collect();
-            resp.docs = self.fetch_hits(req, ids, &located)?;
-        }
-        Ok(resp)
-    }
-
-    /// [`Shard::search`] with the request's query already parsed (a node parses once for
-    /// all its shards) and without the documents: they are fetched with
-    /// [`Shard::fetch_hits`] for the hits that survive the node's cut.
+    /// [`Shard::search`] of a request prepared once for all the node's shards, without the
+    /// documents: they are fetched with [`Shard::fetch_hits`] for the hits that survive the
+    /// node's cut.
     pub fn search_located(
         &self,
-        req: &SearchRequest,
-        query: &dyn tantivy::query::Query,
+        plan: &SearchPlan,
     ) -> Result<(SearchResponse, Located), ShardError> {
         let start = std::time::Instant::now();
+        let (req, query) = (&*plan.req, &*plan.query);
         let window = check_window(req)?;
         let searcher = self.searcher_for(&req.pits, req.pit_keep_alive_ms)?;
         let opened = if req.pit_keep_alive_ms > 0 && !req.pits.contains_key(&self.meta.shard) {
@@ -384,11 +340,7 @@ impl Shard {
         } else {
             0
         };
-        let provider = req
-            .stats
-            .as_ref()
-            .map(|s| GlobalStatsProvider::new(s, &self.schema));
-        let scoring = ScoringWith(provider.as_ref());
+        let scoring = ScoringWith(plan.stats.as_ref());
         let counting = Counting::of(req);
         let mut aggs = crate::aggs::Fused::new(&searcher, req.aggs.as_ref())?;
         let (total_hits, exact, hits) = if !req.sort.is_empty() {
@@ -426,35 +378,6 @@ impl Shard {
             shards: Vec::new(),
         };
         Ok((resp, Located { searcher, addrs }))
-    }
-
-    /// The documents (and snippets) of `ids`, the ids of a prefix of the hits of the search
-    /// that gave `located`, read from the searcher that search ran on.
-    pub fn fetch_hits(
-        &self,
-        req: &SearchRequest,
-        ids: Vec<String>,
-        located: &Located,
-    ) -> Result<Vec<FetchedDoc>, ShardError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n = ids.len().min(located.addrs.len());
-        let fetch = FetchRequest {
-            ids,
-            snippet_fields: req.snippet_fields.clone(),
-            query: req.query.clone(),
-            stats: req.stats.clone(),
-            snippet_max_chars: req.snippet_max_chars,
-            lenient: req.lenient,
-            snippet_pre_tag: req.snippet_pre_tag.clone(),
-            snippet_post_tag: req.snippet_post_tag.clone(),
-            explain: req.explain,
-            ..Default::default()
-        };
-        Ok(self
-            .fetch_with(&located.searcher, &fetch, &located.addrs[..n])?
-            .docs)
     }
 
     /// The top `window` hits by (score desc, id asc) and the match count. Top `window + 1`
@@ -600,175 +523,6 @@ impl Shard {
             .collect())
     }
 
-    /// Stored fields of the documents with these external ids (unknown ids are skipped), and
-    /// highlighted snippets of the asked fields, weighted by the request's statistics.
-    pub fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse, ShardError> {
-        self.fetch_with(&self.searcher_for(&req.pits, 0)?, req, &[])
-    }
-
-    /// [`Shard::fetch`] on a given searcher (the one a search ran on, for query-and-fetch),
-    /// with the addresses of the ids when known (`addrs[i]` for `req.ids[i]`; the others are
-    /// looked up by id).
-    fn fetch_with(
-        &self,
-        searcher: &Searcher,
-        req: &FetchRequest,
-        addrs: &[Option<DocAddress>],
-    ) -> Result<FetchResponse, ShardError> {
-        let generators = self.snippet_generators(searcher, req)?;
-        let explainer = self.explainer(searcher, req)?;
-        let mut docs = Vec::with_capacity(req.ids.len());
-        for (i, id) in req.ids.iter().enumerate() {
-            crate::watch::checkpoint();
-            let known = addrs.get(i).copied().flatten();
-            let Some(addr) = known.map_or_else(|| self.find(searcher, id), |a| Ok(Some(a)))? else {
-                continue;
-            };
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            let tags = (!req.snippet_pre_tag.is_empty() || !req.snippet_post_tag.is_empty())
-                .then_some((req.snippet_pre_tag.as_str(), req.snippet_post_tag.as_str()));
-            let snippets = generators
-                .iter()
-                .map(|(name, generator)| {
-                    let mut snippet = generator.snippet_from_doc(&doc);
-                    if let Some((pre, post)) = tags {
-                        snippet.set_snippet_prefix_postfix(pre, post);
-                    }
-                    (name.clone(), snippet.to_html())
-                })
-                .filter(|(_, html)| !html.is_empty())
-                .collect();
-            let mut fields = stored_fields_json(&doc, &self.schema);
-            fields.remove(&self.meta.schema.id_field);
-            let explanation_json = match &explainer {
-                Some(weight) => {
-                    let segment = searcher.segment_reader(addr.segment_ord);
-                    serde_json::to_string(&weight.explain(segment, addr.doc_id)?)
-                        .unwrap_or_default()
-                }
-                None => String::new(),
-            };
-            docs.push(FetchedDoc {
-                id: id.clone(),
-                // Straight into a byte buffer (`Value`'s `Display` goes through a formatter).
-                fields_json: serde_json::to_string(&fields).unwrap_or_default(),
-                snippets,
-                shard: self.meta.shard,
-                explanation_json,
-            });
-        }
-        Ok(FetchResponse {
-            docs,
-            generation: generation(searcher),
-            shards: Vec::new(),
-        })
-    }
-
-    /// With `explain`: the query's weight scored with the request's (global) statistics,
-    /// whose `explain` gives the BM25 breakdown one index would give.
-    fn explainer(
-        &self,
-        searcher: &Searcher,
-        req: &FetchRequest,
-    ) -> Result<Option<Box<dyn tantivy::query::Weight>>, ShardError> {
-        if !req.explain {
-            return Ok(None);
-        }
-        let query = self.parser.parse_in(&req.query, mode(req.lenient))?;
-        let weight = self.with_stats(searcher, req.stats.as_ref(), |provider| {
-            query.weight(
-                tantivy::query::EnableScoring::enabled_from_statistics_provider(provider, searcher),
-            )
-        })?;
-        Ok(Some(weight))
-    }
-
-    /// Runs `f` with the given (global) statistics, or the searcher's own without them.
-    fn with_stats<R>(
-        &self,
-        searcher: &Searcher,
-        stats: Option<&scatter_proto::v1::GlobalStats>,
-        f: impl FnOnce(&dyn Bm25StatisticsProvider) -> R,
-    ) -> R {
-        match stats.map(|s| GlobalStatsProvider::new(s, &self.schema)) {
-            Some(global) => f(&global),
-            None => f(searcher),
-        }
-    }
-
-    /// One snippet generator per asked field. Terms are weighted like tantivy's own
-    /// `SnippetGenerator::create` (1 / (1 + doc_freq)), but with the given (global) doc
-    /// frequencies, so snippets do not depend on how documents fell into shards.
-    fn snippet_generators(
-        &self,
-        searcher: &Searcher,
-        req: &FetchRequest,
-    ) -> Result<Vec<(String, SnippetGenerator)>, ShardError> {
-        if req.snippet_fields.is_empty() {
-            return Ok(Vec::new());
-        }
-        let query = self.parser.parse_in(&req.query, mode(req.lenient))?;
-        let mut terms = Vec::new();
-        query.query_terms(&mut |term, _| terms.push(term.clone()));
-        self.with_stats(searcher, req.stats.as_ref(), |provider| {
-            self.generators(searcher, req, &terms, provider)
-        })
-    }
-
-    fn generators(
-        &self,
-        searcher: &Searcher,
-        req: &FetchRequest,
-        terms: &[Term],
-        provider: &dyn Bm25StatisticsProvider,
-    ) -> Result<Vec<(String, SnippetGenerator)>, ShardError> {
-        let mut names: Vec<&String> = req.snippet_fields.iter().collect();
-        names.sort();
-        names.dedup();
-        if names.len() > MAX_SNIPPET_FIELDS {
-            return Err(ShardError::InvalidArgument(format!(
-                "{} snippet fields; at most {MAX_SNIPPET_FIELDS}",
-                names.len()
-            )));
-        }
-        let mut generators = Vec::new();
-        for name in names {
-            let field = self.text_field(name)?;
-            let mut weights = BTreeMap::new();
-            for term in terms.iter().filter(|t| t.field() == field) {
-                let doc_freq = provider.doc_freq(term)?;
-                if let (Some(text), true) = (term.value().as_str(), doc_freq > 0) {
-                    weights.insert(text.to_string(), 1.0 / (1.0 + doc_freq as Score));
-                }
-            }
-            let tokenizer = searcher.index().tokenizer_for_field(field)?;
-            let max_chars = match req.snippet_max_chars {
-                0 => DEFAULT_SNIPPET_CHARS,
-                n => n as usize,
-            };
-            generators.push((
-                name.clone(),
-                SnippetGenerator::new(weights, tokenizer, field, max_chars),
-            ));
-        }
-        Ok(generators)
-    }
-
-    /// A stored, tokenized field (what a snippet can be made of).
-    fn text_field(&self, name: &str) -> Result<Field, ShardError> {
-        let spec = self
-            .meta
-            .schema
-            .field(name)
-            .filter(|f| f.kind == scatter_core::FieldKind::Text && f.stored && f.indexed);
-        match (spec, self.schema.get_field(name)) {
-            (Some(_), Ok(field)) => Ok(field),
-            _ => Err(ShardError::InvalidArgument(format!(
-                "snippet field {name:?} is not a stored, indexed text field"
-            ))),
-        }
-    }
-
     /// The live document with external id `id`, if any.
     pub fn find(&self, searcher: &Searcher, id: &str) -> tantivy::Result<Option<DocAddress>> {
         let term = Term::from_field_text(self.id_field, id);
@@ -820,8 +574,10 @@ type LocatedHit = (ScoredHit, Option<DocAddress>);
 /// Where a search's hits live: the searcher it ran on and each hit's address when known
 /// (in hit order), so their documents are read without looking the ids up again.
 pub struct Located {
-    searcher: Searcher,
-    addrs: Vec<Option<DocAddress>>,
+    /// The searcher the search ran on.
+    pub searcher: Searcher,
+    /// Each hit's address when known, in hit order.
+    pub addrs: Vec<Option<DocAddress>>,
 }
 
 /// Scores with the given statistics provider, or with the searcher's own statistics.
@@ -839,15 +595,6 @@ impl ScoringWith<'_> {
             Some(p) => searcher.search_with_statistics_provider(query, collector, p),
             None => searcher.search(query, collector),
         }
-    }
-}
-
-/// The query mode a request's `lenient` flag asks for.
-fn mode(lenient: bool) -> scatter_core::query::QueryMode {
-    if lenient {
-        scatter_core::query::QueryMode::Lenient
-    } else {
-        scatter_core::query::QueryMode::Strict
     }
 }
 

@@ -14,8 +14,8 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::error::ShardError;
 use crate::ids::SearcherIds;
-use crate::shard::ShardError;
 
 /// One key of a sort: a fast field (or `_score`) and a direction.
 #[derive(Debug, Clone)]

@@ -11,14 +11,13 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-use crate::local::Transport;
 use crate::LeafClient;
 
 static SECRET: OnceLock<MetadataValue<Ascii>> = OnceLock::new();
 
-/// A leaf client whose calls carry the secret, over a channel or to an in-process leaf (see
-/// [`crate::local`]).
-pub type Client = LeafClient<InterceptedService<Transport, ClusterAuth>>;
+/// A leaf client whose calls carry the secret (see [`crate::leaf_api`] for the seam every
+/// caller uses).
+pub type Client = LeafClient<InterceptedService<Channel, ClusterAuth>>;
 
 /// Sets this process's secret (read from a file: surrounding whitespace dropped). At most once.
 pub fn set_secret(secret: &str) -> Result<(), String> {
@@ -49,18 +48,7 @@ impl tonic::service::Interceptor for ClusterAuth {
 
 /// A client on `channel` whose calls carry the secret.
 pub fn client(channel: Channel) -> Client {
-    LeafClient::with_interceptor(crate::local::remote(channel), ClusterAuth)
-}
-
-/// A client for the leaf at `addr`: the in-process one when this process serves it (see
-/// [`crate::local`]), else `channel()`'s.
-pub fn client_for(addr: &str, channel: impl FnOnce() -> Channel) -> Client {
-    local_client(addr).unwrap_or_else(|| client(channel()))
-}
-
-/// A client for the leaf this process serves at `addr`, if it serves one there.
-pub fn local_client(addr: &str) -> Option<Client> {
-    crate::local::lookup(addr).map(|local| LeafClient::with_interceptor(local, ClusterAuth))
+    LeafClient::with_interceptor(channel, ClusterAuth)
 }
 
 /// The leaf's check: with a secret set, a call must carry it (compared in constant time).

@@ -11,4 +11,5 @@ pub use v1::leaf_server::{Leaf, LeafServer};
 
 pub mod cluster_auth;
 pub mod cluster_tls;
+pub mod leaf_api;
 pub mod local;

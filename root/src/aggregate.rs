@@ -3,7 +3,7 @@
 //! aggregations resolved exactly in further rounds ([`crate::terms_agg`]) on the replicas
 //! that answered the search.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use scatter_proto::v1::{AggsRequest, SearchRequest, TermsAggPart, TermsAggSpec};
 use serde::Serialize;

@@ -4,7 +4,8 @@
 //! first choice, failover, hedge — rather than sending through one balanced service.
 
 use scatter_core::random::SharedRng;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Latency estimate as tower's `load::PeakEwma` keeps it: it jumps up to any slower
 /// observation at once, moves toward faster ones with time constant `decay`, and **decays
@@ -97,13 +98,17 @@ pub fn p2c_order<T>(mut items: Vec<(f64, T)>) -> Vec<T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn peak_ewma_jumps_up_and_decays_on_read() {
+    #[tokio::test(start_paused = true)]
+    async fn peak_ewma_jumps_up_and_decays_on_read() {
         let mut e = PeakEwma::default();
         e.observe(Duration::from_millis(100));
         assert!(e.estimate() > Duration::from_millis(99));
-        // Ten seconds without calls: the estimate has decayed on read alone.
-        e.last -= Duration::from_secs(10);
+        // Two seconds (one time constant) without calls: about 1/e of it, on read alone.
+        tokio::time::advance(DECAY).await;
+        let one = e.estimate().as_secs_f64() * 1000.0;
+        assert!((36.0..=37.5).contains(&one), "{one} ms");
+        // Ten seconds more: next to nothing.
+        tokio::time::advance(Duration::from_secs(10)).await;
         assert!(
             e.estimate() < Duration::from_millis(1),
             "{:?}",

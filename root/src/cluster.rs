@@ -5,7 +5,8 @@
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::balance::p2c_order;
 pub use crate::cluster_schema::ClusterSchema;

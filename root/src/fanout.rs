@@ -22,7 +22,8 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -217,9 +218,9 @@ where
         .map(|s| s.group.latency.hedge_delay(hedging.config.min_delay))
         .max()
         .unwrap_or_default();
-    let mut hedge_timer = pin!(tokio::time::sleep_until((start + hedge_delay).into()));
+    let mut hedge_timer = pin!(tokio::time::sleep_until(start + hedge_delay));
     let mut may_hedge = hedging.config.enabled;
-    let mut deadline_timer = pin!(tokio::time::sleep_until(deadline.into()));
+    let mut deadline_timer = pin!(tokio::time::sleep_until(deadline));
     while run.slots.iter().any(|s| s.result.is_none()) {
         tokio::select! {
             Some(done) = in_flight.next() => {

@@ -3,7 +3,7 @@
 //! Snippets are made there too, weighted with the same (global) statistics as the scores.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use scatter_proto::v1::{FetchRequest, GlobalStats};
 use serde_json::value::RawValue;
@@ -130,27 +130,29 @@ pub async fn fetch_page(
         deadline,
         hedging,
         |node, shards, budget| {
-            let mut client = node.client();
+            let client = node.client();
             let (mut ids, mut id_shards) = (Vec::new(), Vec::new());
             for &s in shards {
                 ids.extend(by_shard[&s].iter().cloned());
                 id_shards.extend(std::iter::repeat_n(s as u32, by_shard[&s].len()));
             }
             let (snippet_pre_tag, snippet_post_tag) = options.snippet.wire_tags();
-            let mut req = crate::request_id::request(FetchRequest {
-                ids,
-                id_shards,
-                snippet_fields: options.snippet_fields.to_vec(),
-                query: options.query.to_string(),
-                stats: options.stats.clone(),
-                snippet_max_chars: options.snippet.max_chars,
-                lenient: options.lenient,
-                snippet_pre_tag,
-                snippet_post_tag,
-                explain: options.explain,
-                pits: pits.clone(),
-            });
-            req.set_timeout(budget);
+            let req = crate::request_id::request(
+                FetchRequest {
+                    ids,
+                    id_shards,
+                    snippet_fields: options.snippet_fields.to_vec(),
+                    query: options.query.to_string(),
+                    stats: options.stats.clone(),
+                    snippet_max_chars: options.snippet.max_chars,
+                    lenient: options.lenient,
+                    snippet_pre_tag,
+                    snippet_post_tag,
+                    explain: options.explain,
+                    pits: pits.clone(),
+                },
+                budget,
+            );
             async move { Ok(split_fetch(client.fetch(req).await?.into_inner())) }
         },
     )

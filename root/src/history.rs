@@ -17,7 +17,8 @@
 //! primary: any trusted peer (or the whole group) vouches.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use scatter_proto::v1::{BehindMark, IngestRequest};
 
@@ -56,15 +57,17 @@ pub fn confirmable(
 pub async fn confirm(replicas: Vec<(Arc<Replica>, u64)>) {
     for (r, incarnation) in replicas {
         let Some(id) = r.replica_id() else { continue };
-        let mut req = crate::request_id::request(IngestRequest {
-            clear_behind: vec![BehindMark {
-                replica_id: id,
-                position: incarnation,
-            }],
-            shard: r.shard_id(),
-            ..Default::default()
-        });
-        req.set_timeout(Duration::from_secs(30));
+        let req = crate::request_id::request(
+            IngestRequest {
+                clear_behind: vec![BehindMark {
+                    replica_id: id,
+                    position: incarnation,
+                }],
+                shard: r.shard_id(),
+                ..Default::default()
+            },
+            Duration::from_secs(30),
+        );
         match r.client().ingest(req).await {
             Ok(_) => {}
             Err(s) => {

@@ -6,7 +6,8 @@
 //! their peers committed are recorded as behind and listed in the response.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use scatter_proto::v1::{IngestDoc, IngestRequest};
 use serde::Serialize;
@@ -206,12 +207,14 @@ pub async fn get(
     let shard = schema.router.shard_for(id) as usize;
     let mut last_error = String::from("no current replica");
     for replica in cluster.shards[shard].replica_order() {
-        let mut call = crate::request_id::request(scatter_proto::v1::FetchRequest {
-            ids: vec![id.to_string()],
-            id_shards: vec![shard as u32],
-            ..Default::default()
-        });
-        call.set_timeout(timeout);
+        let call = crate::request_id::request(
+            scatter_proto::v1::FetchRequest {
+                ids: vec![id.to_string()],
+                id_shards: vec![shard as u32],
+                ..Default::default()
+            },
+            timeout,
+        );
         let answer = replica.client().fetch(call).await;
         if let Ok(resp) = &answer {
             for status in &resp.get_ref().shards {

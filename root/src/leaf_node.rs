@@ -1,12 +1,14 @@
-//! A leaf node as the root sees it: one gRPC channel (HTTP/2, multiplexed, TCP_NODELAY) —
-//! or the node itself when this process serves it — shared by every shard the node serves, and the node's load: a peak-EWMA latency estimate
-//! (decaying on read) and the calls outstanding.
+//! A leaf node as the root sees it: one [`LeafHandle`] — a gRPC channel (HTTP/2,
+//! multiplexed, TCP_NODELAY) or the node itself when this process serves it — shared by every
+//! shard the node serves, and the node's load: a peak-EWMA latency estimate (decaying on
+//! read) and the calls outstanding.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
-use scatter_proto::cluster_auth::{self, Client};
+use scatter_proto::leaf_api::{self, LeafHandle};
 
 use crate::balance::PeakEwma;
 
@@ -16,7 +18,7 @@ pub use scatter_core::limits::MAX_MESSAGE_BYTES;
 pub struct LeafNode {
     /// `host:port`.
     pub addr: String,
-    client: Client,
+    client: LeafHandle,
     load: Mutex<PeakEwma>,
     in_flight: AtomicUsize,
 }
@@ -30,10 +32,8 @@ impl LeafNode {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
-        // A node this process serves is called in-process (see `scatter_proto::local`).
-        let client = cluster_auth::client_for(addr, || endpoint.connect_lazy())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        // A node this process serves is called in-process (see `scatter_proto::leaf_api`).
+        let client = leaf_api::connect(addr, MAX_MESSAGE_BYTES, || endpoint.connect_lazy());
         Ok(LeafNode {
             addr: addr.to_string(),
             client,
@@ -42,8 +42,9 @@ impl LeafNode {
         })
     }
 
-    /// A handle on the channel (cheap clone; the connection is shared).
-    pub fn client(&self) -> Client {
+    /// A handle on the node (cheap clone; the connection is shared). Every call's envelope
+    /// comes from [`crate::request_id::request`] (request id and deadline).
+    pub fn client(&self) -> LeafHandle {
         self.client.clone()
     }
 

@@ -7,7 +7,8 @@
 //! 404 `pit_expired`. `DELETE /pit` closes one.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use scatter_core::limits::{MAX_PIT_KEEP_ALIVE_MS, PIT_EXPIRED};
 use scatter_proto::v1::{ClosePitRequest, SearchRequest};
@@ -194,8 +195,7 @@ pub async fn close(cluster: &Cluster, pit: &PitId) -> Result<u32, ApiError> {
             .find(|r| r.addr == addr)
             .map(|r| r.node.clone());
         let Some(node) = node else { continue };
-        let mut req = crate::request_id::request(ClosePitRequest { pits });
-        req.set_timeout(Duration::from_secs(5));
+        let req = crate::request_id::request(ClosePitRequest { pits }, Duration::from_secs(5));
         if let Ok(resp) = node.client().close_pit(req).await {
             freed += resp.into_inner().freed;
         }

@@ -21,12 +21,12 @@ impl Cluster {
     }
 
     pub(crate) async fn probe(&self, shard: usize, replica: &Replica) {
-        let mut req = tonic::Request::new(InfoRequest {
+        let info = InfoRequest {
             shard: replica.shard_id(),
-        });
-        req.set_timeout(Duration::from_secs(1));
-        let mut client = replica.client();
-        let sent = std::time::Instant::now();
+        };
+        let req = crate::request_id::request(info, Duration::from_secs(1));
+        let client = replica.client();
+        let sent = tokio::time::Instant::now();
         let call = client.info(req);
         let info = match tokio::time::timeout(Duration::from_secs(1), call).await {
             Ok(Ok(resp)) => resp.into_inner(),
@@ -94,7 +94,7 @@ impl Cluster {
                 let Some(cluster) = cluster.upgrade() else {
                     return;
                 };
-                let round = std::time::Instant::now();
+                let round = tokio::time::Instant::now();
                 cluster.probe_all().await;
                 crate::repair::after_probe(&cluster, round);
             }

@@ -19,7 +19,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use scatter_proto::v1::{BehindMark, IngestRequest, RepairRequest, RepairResponse};
 
@@ -196,13 +197,15 @@ async fn repair_call(
     merge: bool,
     swap: bool,
 ) -> anyhow::Result<RepairResponse> {
-    let mut req = crate::request_id::request(RepairRequest {
-        source: source.addr.clone(),
-        swap,
-        shard: target.shard_id(),
-        merge,
-    });
-    req.set_timeout(REPAIR_TIMEOUT);
+    let req = crate::request_id::request(
+        RepairRequest {
+            source: source.addr.clone(),
+            swap,
+            shard: target.shard_id(),
+            merge,
+        },
+        REPAIR_TIMEOUT,
+    );
     let resp = target.client().repair(req).await.map_err(|s| {
         target.record_failure(format!("repair failed: {}", s.message()), false);
         anyhow::anyhow!("{} from {}: {}", target.addr, source.addr, s.message())
@@ -281,12 +284,14 @@ async fn clear_marks(replicas: &[Arc<Replica>], clears: HashMap<&str, Vec<Behind
         let Some(holder) = replicas.iter().find(|r| r.addr == addr) else {
             continue;
         };
-        let mut req = crate::request_id::request(IngestRequest {
-            clear_behind: marks,
-            shard: holder.shard_id(),
-            ..Default::default()
-        });
-        req.set_timeout(Duration::from_secs(30));
+        let req = crate::request_id::request(
+            IngestRequest {
+                clear_behind: marks,
+                shard: holder.shard_id(),
+                ..Default::default()
+            },
+            Duration::from_secs(30),
+        );
         if let Err(s) = holder.client().ingest(req).await {
             tracing::warn!(replica = %holder.addr, "clearing marks failed: {}", s.message());
         }

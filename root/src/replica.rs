@@ -2,7 +2,8 @@
 //! its index generation and operation count, and its metric handles.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use scatter_proto::v1::InfoResponse;
 use serde::Serialize;
@@ -171,7 +172,7 @@ impl Replica {
     }
 
     /// A handle on its node's channel (cheap clone; the connection is shared).
-    pub fn client(&self) -> scatter_proto::cluster_auth::Client {
+    pub fn client(&self) -> scatter_proto::leaf_api::LeafHandle {
         self.node.client()
     }
 

@@ -13,10 +13,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use scatter_proto::leaf_api::LeafStream;
 use scatter_proto::v1::{VersionEntry, VersionsChunk, VersionsRequest};
 use serde::Serialize;
 use tokio::time::Instant;
-use tonic::Streaming;
 
 use crate::cluster::{Cluster, Replica};
 
@@ -87,19 +87,20 @@ pub async fn check(cluster: &Cluster, timeout: Duration) -> ReplicaCheck {
 
 /// One replica's listing, read chunk by chunk.
 struct Listing {
-    stream: Option<Streaming<VersionsChunk>>,
+    stream: Option<LeafStream<VersionsChunk>>,
     buf: VecDeque<VersionEntry>,
     listing: ReplicaListing,
 }
 
 impl Listing {
     async fn open(replica: &Replica, deadline: Instant) -> Listing {
-        let mut req = tonic::Request::new(VersionsRequest {
+        let listing = VersionsRequest {
             shard: replica.shard_id(),
             documents: true,
-        });
-        req.set_timeout(deadline.saturating_duration_since(Instant::now()));
-        let mut client = replica.client();
+        };
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let req = crate::request_id::request(listing, timeout);
+        let client = replica.client();
         let call = client.versions(req);
         let (stream, error) = match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(resp)) => (Some(resp.into_inner()), None),

@@ -37,9 +37,11 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// A leaf call for `msg`, carrying the current request id.
-pub fn request<T>(msg: T) -> tonic::Request<T> {
+/// The envelope of every leaf call: `msg` with the current request id (when serving a request)
+/// and its deadline, `timeout` from now (the `grpc-timeout` metadata the leaf stops at).
+pub fn request<T>(msg: T, timeout: std::time::Duration) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
+    req.set_timeout(timeout);
     // Parsed straight from the task-local: no copy of the id per leaf call.
     if let Ok(Ok(value)) = REQUEST_ID.try_with(|id| id.parse()) {
         req.metadata_mut().insert(HEADER, value);

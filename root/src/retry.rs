@@ -3,7 +3,8 @@
 //! node failed and the shards go to other replicas), as a small tested function apart from
 //! the fan-out's bookkeeping.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use tokio::time::error::Elapsed;
 use tonic::{Code, Status};

@@ -4,7 +4,8 @@
 //! which did not and why).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use axum::http::StatusCode;
 use scatter_core::query::query_terms_wire;

@@ -1,7 +1,7 @@
 //! A search as the root runs it: the validated request ([`Search`] and its options), how a
 //! node's answer splits by shard, and the checks and counts that do not need the cluster.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use scatter_proto::v1::{FetchedDoc, ScoredHit, SearchResponse as LeafResponse, ShardStatus};
 
@@ -154,12 +154,14 @@ pub fn search_node(
     request: &scatter_proto::v1::SearchRequest,
 ) -> impl std::future::Future<Output = Result<ShardParts<ShardSearch>, tonic::Status>> + Send + 'static
 {
-    let mut client = node.client();
-    let mut req = crate::request_id::request(scatter_proto::v1::SearchRequest {
-        shards: shards.iter().map(|&s| s as u32).collect(),
-        ..request.clone()
-    });
-    req.set_timeout(budget);
+    let client = node.client();
+    let req = crate::request_id::request(
+        scatter_proto::v1::SearchRequest {
+            shards: shards.iter().map(|&s| s as u32).collect(),
+            ..request.clone()
+        },
+        budget,
+    );
     async move { Ok(split_search(client.search(req).await?.into_inner())) }
 }
 

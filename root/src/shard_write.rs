@@ -155,12 +155,14 @@ async fn call(
     req: IngestRequest,
     timeout: Duration,
 ) -> Result<IngestResponse, (String, Code)> {
-    let mut client = replica.client();
-    let mut call = crate::request_id::request(IngestRequest {
-        shard: replica.shard_id(),
-        ..req
-    });
-    call.set_timeout(timeout);
+    let client = replica.client();
+    let call = crate::request_id::request(
+        IngestRequest {
+            shard: replica.shard_id(),
+            ..req
+        },
+        timeout,
+    );
     match tokio::time::timeout(timeout, client.ingest(call)).await {
         Ok(Ok(resp)) => Ok(resp.into_inner()),
         Ok(Err(status)) => Err((status.message().to_string(), status.code())),

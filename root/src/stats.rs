@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use scatter_proto::v1::{FieldTokens, GlobalStats, TermFreq, TermStatsRequest};
 
@@ -255,14 +256,16 @@ pub async fn global_stats(
         deadline,
         hedging,
         |node, shards, budget: Duration| {
-            let mut client = node.client();
-            let mut req = crate::request_id::request(TermStatsRequest {
-                query: query.text.to_string(),
-                lenient: query.lenient,
-                shards: shards.iter().map(|&s| s as u32).collect(),
-                pits: pits.clone(),
-            });
-            req.set_timeout(budget);
+            let client = node.client();
+            let req = crate::request_id::request(
+                TermStatsRequest {
+                    query: query.text.to_string(),
+                    lenient: query.lenient,
+                    shards: shards.iter().map(|&s| s as u32).collect(),
+                    pits: pits.clone(),
+                },
+                budget,
+            );
             async move {
                 let resp = client.term_stats(req).await?.into_inner();
                 Ok(resp

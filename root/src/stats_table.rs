@@ -16,7 +16,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use scatter_proto::v1::{FieldTokens, GlobalStats, TermDictionaryRequest, TermFreq};
 use tantivy_fst::map::OpBuilder;
@@ -27,6 +28,8 @@ use crate::stats::Terms;
 
 /// Default of [`StatsTable::max_terms`]: per shard, a few MB of FST.
 pub const DEFAULT_MAX_TERMS: u64 = 5_000_000;
+/// Longest a dictionary download may take (a stalled stream is given up).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default of [`StatsTable::min_interval`].
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -49,12 +52,13 @@ impl ShardTable {
         replica: &crate::cluster::Replica,
         max_terms: u64,
     ) -> anyhow::Result<Self> {
+        let req = TermDictionaryRequest {
+            max_terms,
+            shard: replica.shard_id(),
+        };
         let mut stream = replica
             .client()
-            .term_dictionary(TermDictionaryRequest {
-                max_terms,
-                shard: replica.shard_id(),
-            })
+            .term_dictionary(crate::request_id::request(req, DOWNLOAD_TIMEOUT))
             .await?
             .into_inner();
         let header = stream

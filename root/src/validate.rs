@@ -1,7 +1,8 @@
 //! The parameters of a search checked and defaulted: every bad value a 400 naming it, before
 //! any shard is asked.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::api::{SearchParams, TrackTotalHitsParam};
 use crate::config::RootConfig;

@@ -1,0 +1,119 @@
+//! A search prepared once for every shard a node searches in one call: the query parsed once
+//! (the shards share the schema), the root's global statistics indexed once, and the query
+//! text of snippets and explanations parsed once. What is left per shard is the shard's own
+//! work: collecting its matches and reading its kept hits.
+
+use std::sync::Arc;
+
+use scatter_core::query::ScatterQueryParser;
+use scatter_proto::v1::{FetchRequest, SearchRequest};
+use tantivy::query::Query;
+use tantivy::schema::Schema;
+
+use crate::error::ShardError;
+use crate::stats::GlobalStatsProvider;
+
+/// Snippet length when a request gives none.
+pub const DEFAULT_SNIPPET_CHARS: usize = 150;
+
+/// What to read of each document besides its stored fields.
+pub struct DocsPlan<'a> {
+    /// The query text parsed (no filters): its terms are highlighted and explained. Only
+    /// when snippets or explanations are asked.
+    pub text_query: Option<&'a dyn Query>,
+    /// The request's global statistics (absent: each shard's own).
+    pub stats: Option<&'a GlobalStatsProvider>,
+    /// Fields to make snippets of.
+    pub snippet_fields: &'a [String],
+    /// Snippet length (0: [`DEFAULT_SNIPPET_CHARS`]).
+    pub snippet_max_chars: u32,
+    /// Highlight tags (both empty: `<b>`, `</b>`).
+    pub tags: (&'a str, &'a str),
+    /// Add each document's BM25 explanation.
+    pub explain: bool,
+}
+
+impl<'a> DocsPlan<'a> {
+    /// Whether the plan needs the query text parsed.
+    pub fn needs_query(snippet_fields: &[String], explain: bool) -> bool {
+        explain || !snippet_fields.is_empty()
+    }
+
+    /// The plan of a fetch call, with its parsed text query and statistics.
+    pub fn of_fetch(
+        req: &'a FetchRequest,
+        text_query: Option<&'a dyn Query>,
+        stats: Option<&'a GlobalStatsProvider>,
+    ) -> Self {
+        DocsPlan {
+            text_query,
+            stats,
+            snippet_fields: &req.snippet_fields,
+            snippet_max_chars: req.snippet_max_chars,
+            tags: (&req.snippet_pre_tag, &req.snippet_post_tag),
+            explain: req.explain,
+        }
+    }
+}
+
+/// A search request with everything shared by its shards prepared.
+pub struct SearchPlan {
+    /// The request.
+    pub req: Arc<SearchRequest>,
+    /// Its query: text (leniently if asked) and filters, under the deadline watch.
+    pub query: Box<dyn Query>,
+    /// Its global statistics (absent: each shard scores with its own).
+    pub stats: Option<GlobalStatsProvider>,
+    /// The query text alone, when the kept hits' snippets or explanations are asked.
+    text_query: Option<Box<dyn Query>>,
+}
+
+impl SearchPlan {
+    /// Prepares `req` with a shard's parser and schema (any shard of the cluster: they share
+    /// them).
+    pub fn new(
+        parser: &ScatterQueryParser,
+        schema: &Schema,
+        req: Arc<SearchRequest>,
+    ) -> Result<Self, ShardError> {
+        let query = parser.parse_search(&req.query, mode(req.lenient), &req.filters)?;
+        let query: Box<dyn Query> = Box::new(crate::watched_query::Watched(query));
+        let stats = req
+            .stats
+            .as_ref()
+            .map(|s| GlobalStatsProvider::new(s, schema));
+        let text_query = match req.fetch && DocsPlan::needs_query(&req.snippet_fields, req.explain)
+        {
+            true => Some(parser.parse_in(&req.query, mode(req.lenient))?),
+            false => None,
+        };
+        Ok(SearchPlan {
+            req,
+            query,
+            stats,
+            text_query,
+        })
+    }
+
+    /// What to read of the kept hits' documents.
+    pub fn docs(&self) -> DocsPlan<'_> {
+        let req = &*self.req;
+        DocsPlan {
+            text_query: self.text_query.as_deref(),
+            stats: self.stats.as_ref(),
+            snippet_fields: &req.snippet_fields,
+            snippet_max_chars: req.snippet_max_chars,
+            tags: (&req.snippet_pre_tag, &req.snippet_post_tag),
+            explain: req.explain,
+        }
+    }
+}
+
+/// The query mode a request's `lenient` flag asks for.
+pub fn mode(lenient: bool) -> scatter_core::query::QueryMode {
+    if lenient {
+        scatter_core::query::QueryMode::Lenient
+    } else {
+        scatter_core::query::QueryMode::Strict
+    }
+}
