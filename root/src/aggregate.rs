@@ -6,15 +6,15 @@
 use tokio::time::Instant;
 
 use scatter_proto::v1::{AggsRequest, SearchRequest, TermsAggPart, TermsAggSpec};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::aggs::AggsPlan;
 use crate::api::ShardFailure;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
+use crate::api::AggProfile;
 use crate::fanout::{scatter_with, Hedging};
-use crate::root::Search;
+use crate::search::Search;
 use crate::terms_agg::ExactTerms;
 
 /// Most rounds after the first (the rounds prove the top in two; one spare).
@@ -29,19 +29,6 @@ pub struct ShardAggParts {
     pub tantivy: Vec<u8>,
     /// Terms parts.
     pub terms: Vec<TermsAggPart>,
-}
-
-/// How an aggregation was computed (`profile.aggregations`).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AggProfile {
-    /// Its name.
-    pub name: String,
-    /// `terms`, or `merged` for tantivy's (one round, merged exactly).
-    pub kind: &'static str,
-    /// Rounds of calls to the shards it took (1: the search's own).
-    pub rounds: u32,
-    /// Shards asked in each round.
-    pub shards_per_round: Vec<usize>,
 }
 
 /// The aggregations' answer.

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::fanout::ShardProfile;
 
 /// Search parameters, from the query string (`GET /search`) or a JSON body (`POST /search`).
 /// An unknown parameter is an error (`illegal_argument` naming it), never ignored.
@@ -262,7 +261,7 @@ pub struct Profile {
     pub fetch: Vec<ShardProfile>,
     /// How each aggregation was computed (terms: the rounds it took to be exact).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub aggregations: Vec<crate::aggregate::AggProfile>,
+    pub aggregations: Vec<AggProfile>,
 }
 
 /// Wall time of each phase of one search at the root, in milliseconds.
@@ -343,4 +342,53 @@ pub struct Hit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<serde_json::Value>>)]
     pub sort: Option<Box<RawValue>>,
+}
+
+/// One call to one replica, for `profile=true`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AttemptProfile {
+    /// Replica address.
+    pub replica: String,
+    /// `ok`, `cancelled` (another call won), `timed out`, or the error.
+    pub outcome: String,
+    /// Milliseconds from the request's scatter start to this call's launch.
+    pub started_ms: f64,
+    /// Milliseconds the call took (until its answer or cancellation).
+    pub took_ms: f64,
+    /// Sent as a hedge (not after an error).
+    pub hedge: bool,
+    /// Shards the node-level call carried (this one included).
+    pub node_shards: usize,
+}
+
+/// What happened at one shard, for `profile=true`.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ShardProfile {
+    /// Shard number.
+    pub shard: usize,
+    /// Replica whose answer was used.
+    pub replica: Option<String>,
+    /// A hedge was sent.
+    pub hedged: bool,
+    /// Every call made.
+    pub attempts: Vec<AttemptProfile>,
+    /// Milliseconds until the shard's outcome.
+    pub took_ms: f64,
+    /// Milliseconds the answering leaf reports it spent on this shard (search calls), so
+    /// the root's own cost (transport, queueing, gather) is `took_ms - leaf_took_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaf_took_ms: Option<f64>,
+}
+
+/// How an aggregation was computed (`profile.aggregations`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AggProfile {
+    /// Its name.
+    pub name: String,
+    /// `terms`, or `merged` for tantivy's (one round, merged exactly).
+    pub kind: &'static str,
+    /// Rounds of calls to the shards it took (1: the search's own).
+    pub rounds: u32,
+    /// Shards asked in each round.
+    pub shards_per_round: Vec<usize>,
 }

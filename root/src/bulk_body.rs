@@ -9,17 +9,20 @@ use axum::http::{header, StatusCode};
 use futures::StreamExt;
 
 use crate::error::ApiError;
-use crate::http::AppState;
-use crate::memory::Reservation;
+use crate::memory::{MemoryBudget, Reservation};
 
 /// A bulk body costs about four times its size while it is written (the body, its lines
 /// parsed, the calls it is split into per shard and their encoding): measured, four 60 MB
 /// bulks at once took a root from 250 to 950 MB (docs/benchmarks.md, session 7).
 const COPIES: usize = 4;
 
-/// Reads `request`'s body, reserving memory for it as it goes.
-pub async fn read(state: &AppState, request: Request) -> Result<(Bytes, Reservation), ApiError> {
-    let max = state.config.max_bulk_bytes;
+/// Reads `request`'s body (at most `max` bytes), reserving memory for it from `budget` as it
+/// goes.
+pub async fn read(
+    budget: &MemoryBudget,
+    max: usize,
+    request: Request,
+) -> Result<(Bytes, Reservation), ApiError> {
     let too_large = |n: usize| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -32,7 +35,7 @@ pub async fn read(state: &AppState, request: Request) -> Result<(Bytes, Reservat
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let mut memory = state.memory.empty();
+    let mut memory = budget.empty();
     if let Some(n) = declared {
         if n > max {
             return Err(too_large(n));

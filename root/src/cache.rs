@@ -18,7 +18,7 @@ pub struct CacheKey {
     /// Filter clauses.
     pub filters: Vec<String>,
     /// Snippet length and tags.
-    pub snippet: crate::root::SnippetOptions,
+    pub snippet: crate::search::SnippetOptions,
     /// Score explanations asked.
     pub explain: bool,
     /// Sort keys (field, descending).
@@ -34,7 +34,7 @@ pub struct CacheKey {
     /// Snippet fields.
     pub snippet_fields: Vec<String>,
     /// Exact hit count asked.
-    pub track_total_hits: crate::root::TrackTotalHits,
+    pub track_total_hits: crate::search::TrackTotalHits,
     /// Aggregations asked (their JSON).
     pub aggs: Option<String>,
 }
@@ -241,7 +241,7 @@ mod tests {
             from: 0,
             scoring: "global",
             snippet_fields: vec![],
-            track_total_hits: crate::root::TrackTotalHits::All,
+            track_total_hits: crate::search::TrackTotalHits::All,
             aggs: None,
         }
     }

@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use crate::balance::p2c_order;
 pub use crate::cluster_schema::ClusterSchema;
-use crate::config::RootConfig;
 use crate::hedge::LatencyWindow;
 use crate::leaf_node::LeafNode;
 pub use crate::replica::{Replica, ReplicaState};
@@ -106,13 +105,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Creates one channel (lazily connected) per leaf node in `config`: an address named
-    /// in several `--shard` lists is one node serving those shards.
-    pub fn new(config: &RootConfig) -> anyhow::Result<Arc<Self>> {
-        config.validate()?;
+    /// Creates one channel (lazily connected) per leaf node of `layout` (per shard, its
+    /// replicas' addresses): an address named for several shards is one node serving them.
+    /// Replicas are probed every `probe_interval`.
+    pub fn new(layout: &[Vec<String>], probe_interval: Duration) -> anyhow::Result<Arc<Self>> {
         let mut shards = Vec::new();
         let mut nodes: Vec<Arc<LeafNode>> = Vec::new();
-        for (shard, addrs) in config.shards.iter().enumerate() {
+        for (shard, addrs) in layout.iter().enumerate() {
             let mut replicas = Vec::new();
             for addr in addrs {
                 let node = match nodes.iter().find(|n| &n.addr == addr) {
@@ -140,7 +139,7 @@ impl Cluster {
             nodes,
             schema: RwLock::new(None),
             clock: crate::clock::VersionClock::default(),
-            probe_interval: config.probe_interval,
+            probe_interval,
         }))
     }
 

@@ -5,11 +5,22 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+/// `{"type", "reason"}` of an error (or of a failed item of a bulk write).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable kind.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: &'static str,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
 /// Every error's body: `{"error": {"type", "reason"}}`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiErrorResponse {
     /// What went wrong.
-    pub error: crate::ingest::ErrorBody,
+    pub error: ErrorBody,
 }
 
 /// An error returned to an HTTP client.
@@ -56,7 +67,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ApiErrorResponse {
-            error: crate::ingest::ErrorBody {
+            error: ErrorBody {
                 kind: self.kind,
                 reason: self.reason,
             },

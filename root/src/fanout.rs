@@ -27,13 +27,12 @@ use tokio::time::Instant;
 
 use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde::Serialize;
 use tokio::time::error::Elapsed;
 use tonic::Status;
 
 pub use crate::retry::{classify, past, CallResult};
 
-use crate::api::ShardFailure;
+use crate::api::{AttemptProfile, ShardFailure, ShardProfile};
 use crate::balance::p2c_order;
 use crate::cluster::{Cluster, Replica, ShardGroup};
 use crate::hedge::{HedgeBudget, HedgeConfig};
@@ -57,42 +56,6 @@ pub enum ShardError {
     TimedOut,
     /// A leaf refused the request itself (its fault is the caller's): do not retry.
     Rejected(String),
-}
-
-/// One call to one replica, for `profile=true`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AttemptProfile {
-    /// Replica address.
-    pub replica: String,
-    /// `ok`, `cancelled` (another call won), `timed out`, or the error.
-    pub outcome: String,
-    /// Milliseconds from the request's scatter start to this call's launch.
-    pub started_ms: f64,
-    /// Milliseconds the call took (until its answer or cancellation).
-    pub took_ms: f64,
-    /// Sent as a hedge (not after an error).
-    pub hedge: bool,
-    /// Shards the node-level call carried (this one included).
-    pub node_shards: usize,
-}
-
-/// What happened at one shard, for `profile=true`.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct ShardProfile {
-    /// Shard number.
-    pub shard: usize,
-    /// Replica whose answer was used.
-    pub replica: Option<String>,
-    /// A hedge was sent.
-    pub hedged: bool,
-    /// Every call made.
-    pub attempts: Vec<AttemptProfile>,
-    /// Milliseconds until the shard's outcome.
-    pub took_ms: f64,
-    /// Milliseconds the answering leaf reports it spent on this shard (search calls), so
-    /// the root's own cost (transport, queueing, gather) is `took_ms - leaf_took_ms`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub leaf_took_ms: Option<f64>,
 }
 
 /// What happened at one shard.

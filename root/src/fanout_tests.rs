@@ -10,7 +10,6 @@ use tokio::time::Instant;
 use tonic::Status;
 
 use super::*;
-use crate::config::RootConfig;
 use crate::hedge::HedgeConfig;
 
 /// What a fake node does with a call.
@@ -28,11 +27,10 @@ enum Behaviour {
 
 /// `shards` shards, each with a replica on every node in `nodes`, all marked up.
 fn cluster(shards: usize, nodes: &[&str]) -> Arc<Cluster> {
-    let layout = (0..shards)
+    let layout: Vec<Vec<String>> = (0..shards)
         .map(|_| nodes.iter().map(|n| n.to_string()).collect())
         .collect();
-    let config = RootConfig::new("127.0.0.1:0".parse().unwrap(), layout);
-    let cluster = Cluster::new(&config).unwrap();
+    let cluster = Cluster::new(&layout, Duration::from_secs(1)).unwrap();
     for g in &cluster.shards {
         for r in &g.replicas {
             r.probe_ok(&Default::default(), tokio::time::Instant::now());

@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use crate::api::ShardFailure;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{scatter_with, Hedging, ShardError, ShardParts, ShardProfile};
+use crate::api::ShardProfile;
+use crate::fanout::{scatter_with, Hedging, ShardError, ShardParts};
 use crate::merge::ShardHit;
 
 /// Stored fields (raw JSON object), snippets and score explanation of one document.
@@ -30,7 +31,7 @@ pub struct FetchOptions<'a> {
     /// Read it leniently.
     pub lenient: bool,
     /// Snippet length and tags.
-    pub snippet: &'a crate::root::SnippetOptions,
+    pub snippet: &'a crate::search::SnippetOptions,
     /// Explain each document's score.
     pub explain: bool,
     /// Statistics to weigh snippet terms with.
@@ -38,7 +39,7 @@ pub struct FetchOptions<'a> {
     /// Fields to make snippets of.
     pub snippet_fields: &'a [String],
     /// The point in time read: documents from its searchers, on its replicas only.
-    pub pit: Option<&'a crate::pit::PitId>,
+    pub pit: Option<&'a crate::pit_id::PitId>,
 }
 
 /// Stored fields found for the page, and the shards whose fetch failed.

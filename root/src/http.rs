@@ -29,8 +29,7 @@ use crate::root::Root;
 use crate::stats_table::{spawn_refresher, StatsTable};
 pub use crate::validate::validate;
 
-/// Largest `from + size`.
-pub const MAX_WINDOW: i64 = scatter_core::limits::MAX_WINDOW as i64;
+pub use crate::validate::MAX_WINDOW;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -207,7 +206,7 @@ async fn pit_delete(
                 .into_response()
         }
     };
-    let pit = match crate::pit::PitId::decode(&body.pit_id) {
+    let pit = match crate::pit_id::PitId::decode(&body.pit_id) {
         Ok(p) => p,
         Err(e) => return ApiError::bad_param(e).into_response(),
     };
@@ -248,7 +247,7 @@ async fn run_search(state: &AppState, params: SearchParams, client: &str) -> Res
 /// reserved for its whole run) and, when it opens a point in time, the client's quota.
 async fn admitted_search(
     state: &AppState,
-    search: crate::root::Search,
+    search: crate::search::Search,
     client: &str,
 ) -> Result<crate::api::SearchResponse, ApiError> {
     let _memory = state.memory.reserve(
@@ -291,7 +290,7 @@ async fn documents_post(
     if let Err(e) = crate::front_door::check_write_type(request.headers()) {
         return e.into_response();
     }
-    let (body, memory) = match crate::bulk_body::read(&state, request).await {
+    let (body, memory) = match crate::bulk_body::read(&state.memory, state.config.max_bulk_bytes, request).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -474,7 +473,8 @@ impl BoundRoot {
     /// Connects (lazily) to the replicas and binds the HTTP listener.
     pub async fn bind(config: RootConfig) -> anyhow::Result<Self> {
         scatter_core::telemetry::prometheus();
-        let cluster = Cluster::new(&config)?;
+        config.validate()?;
+        let cluster = Cluster::new(&config.shards, config.probe_interval)?;
         let tls = match &config.tls {
             Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
             None => None,

@@ -13,7 +13,8 @@ use scatter_proto::v1::{IngestDoc, IngestRequest};
 use serde::Serialize;
 
 use crate::cluster::{Cluster, ClusterSchema, ShardGroup};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+pub use crate::shard_write::ReplicaFailure;
 use crate::shard_write::{write_shard, ShardWrite};
 use scatter_core::limits::MAX_INGEST_CALL_BYTES;
 
@@ -56,32 +57,6 @@ pub struct BulkItem {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
-}
-
-/// `{"type", "reason"}` of a failed item.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Machine-readable kind.
-    #[serde(rename = "type")]
-    #[schema(value_type = String)]
-    pub kind: &'static str,
-    /// Human-readable reason.
-    pub reason: String,
-}
-
-/// A replica that failed a write.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ReplicaFailure {
-    /// Shard.
-    pub shard: usize,
-    /// Replica address.
-    pub replica: String,
-    /// What went wrong.
-    pub reason: String,
-    /// Marked stale because a peer committed the write.
-    pub marked_stale: bool,
-    /// The committing peers recorded it as behind (persisted: every root sees it).
-    pub marked_on_peers: bool,
 }
 
 /// The answer to a delete.

@@ -53,6 +53,7 @@ pub mod memory;
 pub mod merge;
 pub mod openapi;
 pub mod pit;
+pub mod pit_id;
 pub mod prober;
 pub mod repair;
 pub mod replica;

@@ -15,7 +15,8 @@ use crate::api::{Hit, Phases, Profile, SearchResponse, ShardFailure, ShardsRepor
 use crate::cache::{CacheKey, ResultCache};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::fanout::{Hedging, ShardError, ShardOutcome, ShardProfile};
+use crate::api::ShardProfile;
+use crate::fanout::{Hedging, ShardError, ShardOutcome};
 use scatter_core::query::QueryMode;
 
 use crate::search::{check_snippet_fields, total_of};
@@ -189,7 +190,7 @@ impl Root {
                     "pit_id does not name one replica of every shard of this cluster",
                 ));
             }
-            let known = |e: &crate::pit::PitEntry| {
+            let known = |e: &crate::pit_id::PitEntry| {
                 self.cluster.shards[e.shard]
                     .replicas
                     .iter()

@@ -75,12 +75,12 @@ pub struct Search {
     /// Aggregations asked (`aggs`), checked against the schema when the search runs.
     pub aggs: Option<serde_json::Value>,
     /// The point in time read or opened (`pit`, `pit_id`).
-    pub pit: Option<crate::pit::PitUse>,
+    pub pit: Option<crate::pit_id::PitUse>,
 }
 
 impl Search {
     /// The point in time this search reads, once opened.
-    pub fn pit_id(&self) -> Option<&crate::pit::PitId> {
+    pub fn pit_id(&self) -> Option<&crate::pit_id::PitId> {
         self.pit.as_ref()?.id.as_ref()
     }
 

@@ -21,7 +21,21 @@ use scatter_proto::v1::{IngestRequest, IngestResponse};
 use tonic::Code;
 
 use crate::cluster::{Cluster, Replica, ShardGroup};
-use crate::ingest::ReplicaFailure;
+
+/// A replica that failed a write.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ReplicaFailure {
+    /// Shard.
+    pub shard: usize,
+    /// Replica address.
+    pub replica: String,
+    /// What went wrong.
+    pub reason: String,
+    /// Marked stale because a peer committed the write.
+    pub marked_stale: bool,
+    /// The committing peers recorded it as behind (persisted: every root sees it).
+    pub marked_on_peers: bool,
+}
 
 /// Most times an operation is re-sent above a newer version a replica holds.
 pub const MAX_BUMPS: usize = 3;

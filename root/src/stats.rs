@@ -26,8 +26,7 @@ pub const MAX_CACHED_BYTES: usize = 64 << 20;
 /// Bytes one cached term is counted for besides its own.
 const ENTRY_BYTES: usize = 64;
 
-/// A query's terms as `(field, wire bytes)`, see [`scatter_core::query::query_terms_wire`].
-pub type Terms = [(String, Vec<u8>)];
+pub use crate::stats_table::Terms;
 
 #[derive(Default)]
 struct CacheState {
@@ -196,7 +195,7 @@ pub struct QueryText<'a> {
     /// Read leniently.
     pub lenient: bool,
     /// The point in time read (statistics of its searchers, never cached).
-    pub pit: Option<&'a crate::pit::PitId>,
+    pub pit: Option<&'a crate::pit_id::PitId>,
 }
 
 /// Where global statistics came from.

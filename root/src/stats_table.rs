@@ -24,14 +24,16 @@ use tantivy_fst::map::OpBuilder;
 use tantivy_fst::{Map, MapBuilder, Streamer};
 
 use crate::cluster::{Cluster, ShardGroup};
-use crate::stats::Terms;
 
 /// Default of [`StatsTable::max_terms`]: per shard, a few MB of FST.
 pub const DEFAULT_MAX_TERMS: u64 = 5_000_000;
-/// Longest a dictionary download may take (a stalled stream is given up).
-const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default of [`StatsTable::min_interval`].
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A query's terms as `(field, wire bytes)`, see [`scatter_core::query::query_terms_wire`].
+pub type Terms = [(String, Vec<u8>)];
+/// Longest a dictionary download may take (a stalled stream is given up).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One shard's dictionary at one generation.
 pub struct ShardTable {

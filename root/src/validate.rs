@@ -7,9 +7,11 @@ use tokio::time::Instant;
 use crate::api::{SearchParams, TrackTotalHitsParam};
 use crate::config::RootConfig;
 use crate::error::ApiError;
-use crate::http::MAX_WINDOW;
-use crate::root::{Scoring, Search, SnippetOptions, TrackTotalHits};
+use crate::search::{Scoring, Search, SnippetOptions, TrackTotalHits};
 
+
+/// Largest `from + size`.
+pub const MAX_WINDOW: i64 = scatter_core::limits::MAX_WINDOW as i64;
 /// Checks and defaults the parameters of a search.
 pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError> {
     let query =
@@ -87,14 +89,14 @@ pub fn validate(config: &RootConfig, p: SearchParams) -> Result<Search, ApiError
     }
     let pit = match (p.pit.as_deref(), p.pit_id.as_deref()) {
         (None, None) => None,
-        (keep_alive, id) => Some(crate::pit::PitUse {
+        (keep_alive, id) => Some(crate::pit_id::PitUse {
             keep_alive_ms: keep_alive
                 .map(crate::pit::parse_keep_alive)
                 .transpose()
                 .map_err(ApiError::bad_param)?
                 .map_or(0, |d| d.as_millis() as u64),
             id: id
-                .map(crate::pit::PitId::decode)
+                .map(crate::pit_id::PitId::decode)
                 .transpose()
                 .map_err(ApiError::bad_param)?,
         }),
