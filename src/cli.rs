@@ -247,7 +247,7 @@ struct RootArgs {
     fuse_fetch_max_docs: usize,
     /// Hold each shard's whole term dictionary (document frequencies) when it has at most
     /// this many terms, so queries need no statistics round trip; 0: never.
-    #[arg(long, env = "SCATTER_ROOT_STATS_TABLE_MAX_TERMS", default_value_t = scatter_root::stats_table::DEFAULT_MAX_TERMS)]
+    #[arg(long, env = "SCATTER_ROOT_STATS_TABLE_MAX_TERMS", default_value_t = scatter_root::query::stats_table::DEFAULT_MAX_TERMS)]
     stats_table_max_terms: u64,
     /// Fewest milliseconds between two downloads of one shard's dictionary (a shard whose
     /// index keeps changing is served by per-query statistics meanwhile).
@@ -602,7 +602,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     load_cluster_secret(args.cluster_secret_file.as_deref())?;
     config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
     match &args.api_key_file {
-        Some(path) => config.api_keys = Some(scatter_root::auth::ApiKeys::load(path)?),
+        Some(path) => config.api_keys = Some(scatter_root::api::auth::ApiKeys::load(path)?),
         None => tracing::warn!(
             "no --api-key-file: the HTTP API is open to anyone who can reach {}",
             args.listen
@@ -610,7 +610,7 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     }
     config.stats_table_max_terms = args.stats_table_max_terms;
     config.stats_table_min_interval = Duration::from_millis(args.stats_table_refresh_ms);
-    config.hedge = scatter_root::hedge::HedgeConfig {
+    config.hedge = scatter_root::cluster::hedge::HedgeConfig {
         enabled: !args.no_hedge,
         budget_ratio: args.hedge_budget,
         min_delay: Duration::from_secs_f64(args.hedge_min_delay_ms.max(0.0) / 1000.0),

@@ -12,10 +12,10 @@ pub struct FrontDoorArgs {
     /// Memory budget for requests, in MB, shared by every request of the process: search
     /// state (hit lists, documents, snippets, aggregations) and bulk bodies. A request that
     /// cannot get its share now gets 429; one larger than the whole budget 413.
-    #[arg(long, env = "SCATTER_ROOT_MEMORY_BUDGET_MB", default_value_t = scatter_root::memory::DEFAULT_MEMORY_BUDGET_MB)]
+    #[arg(long, env = "SCATTER_ROOT_MEMORY_BUDGET_MB", default_value_t = scatter_root::api::memory::DEFAULT_MEMORY_BUDGET_MB)]
     memory_budget_mb: usize,
     /// Most open client connections; one more is closed at once.
-    #[arg(long, env = "SCATTER_ROOT_MAX_CONNECTIONS", default_value_t = scatter_root::connections::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "SCATTER_ROOT_MAX_CONNECTIONS", default_value_t = scatter_root::api::connections::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Longest a client may take to send a request's headers, and longest an HTTP/1
     /// connection may stay idle between requests, in milliseconds.
@@ -36,7 +36,7 @@ pub struct FrontDoorArgs {
     allowed_hosts: Vec<String>,
     /// Most points in time one client (its API key, or its address without keys) holds
     /// open at once; one more gets 429 `too_many_pits`.
-    #[arg(long, env = "SCATTER_ROOT_MAX_PITS_PER_CLIENT", default_value_t = scatter_root::front_door::DEFAULT_MAX_PITS_PER_CLIENT)]
+    #[arg(long, env = "SCATTER_ROOT_MAX_PITS_PER_CLIENT", default_value_t = scatter_root::api::front_door::DEFAULT_MAX_PITS_PER_CLIENT)]
     max_pits_per_client: usize,
 }
 

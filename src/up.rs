@@ -68,7 +68,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 100)]
     fuse_fetch_max_docs: usize,
     /// Largest shard dictionary (terms) the root holds as a statistics table (0: none).
-    #[arg(long, default_value_t = scatter_root::stats_table::DEFAULT_MAX_TERMS)]
+    #[arg(long, default_value_t = scatter_root::query::stats_table::DEFAULT_MAX_TERMS)]
     stats_table_max_terms: u64,
     /// Plain gRPC between the root and the leaves (loopback only) instead of mutual TLS
     /// with certificates made once in DATA_DIR/certs.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::hedge::HedgeConfig;
+use crate::cluster::hedge::HedgeConfig;
 
 /// How a root runs.
 #[derive(Debug, Clone)]
@@ -42,13 +42,13 @@ pub struct RootConfig {
     /// `too_many_requests` and `Retry-After` (load shedding).
     pub max_concurrent_searches: usize,
     /// API keys (`--api-key-file`); `None`: every endpoint is open.
-    pub api_keys: Option<crate::auth::ApiKeys>,
+    pub api_keys: Option<crate::api::auth::ApiKeys>,
     /// TLS certificate chain and key (PEM); `None`: plain HTTP.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
-    /// The process's memory budget for requests, in bytes (see [`crate::memory`]).
+    /// The process's memory budget for requests, in bytes (see [`crate::api::memory`]).
     pub memory_budget_bytes: usize,
     /// Connection cap and header-read timeout.
-    pub connections: crate::connections::ConnectionLimits,
+    pub connections: crate::api::connections::ConnectionLimits,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
     pub cors_origins: Vec<String>,
     /// Host names requests may address (`Host` header); `None`: any.
@@ -79,17 +79,17 @@ impl RootConfig {
             write_timeout: Duration::from_secs(30),
             max_bulk_bytes: 64 << 20,
             max_ingest_bytes: scatter_core::limits::MAX_ROOT_INGEST_BYTES,
-            fuse_fetch_max_docs: crate::root::DEFAULT_FUSE_FETCH_MAX_DOCS,
-            stats_table_max_terms: crate::stats_table::DEFAULT_MAX_TERMS,
-            stats_table_min_interval: crate::stats_table::MIN_INTERVAL,
+            fuse_fetch_max_docs: crate::query::root::DEFAULT_FUSE_FETCH_MAX_DOCS,
+            stats_table_max_terms: crate::query::stats_table::DEFAULT_MAX_TERMS,
+            stats_table_min_interval: crate::query::stats_table::MIN_INTERVAL,
             max_concurrent_searches: DEFAULT_MAX_CONCURRENT_SEARCHES,
             api_keys: None,
             tls: None,
-            memory_budget_bytes: crate::memory::DEFAULT_MEMORY_BUDGET_MB << 20,
+            memory_budget_bytes: crate::api::memory::DEFAULT_MEMORY_BUDGET_MB << 20,
             connections: Default::default(),
             cors_origins: Vec::new(),
             allowed_hosts: None,
-            max_pits_per_client: crate::front_door::DEFAULT_MAX_PITS_PER_CLIENT,
+            max_pits_per_client: crate::api::front_door::DEFAULT_MAX_PITS_PER_CLIENT,
         }
     }
 
