@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use scatter_core::merge::{merge_top, rank_order, ShardHit};
 use scatter_core::{Router, RoutingParams, ScatterSchema};
 use scatter_proto::v1::{FieldTokens, GlobalStats, SearchRequest, TermFreq};
 use scatter_root::api_types::{Hit, SearchResponse, ShardsReport};
-use scatter_root::query::merge::{merge_top, rank_order, ShardHit};
 
 fn merge(c: &mut Criterion) {
     let lists: Vec<Vec<ShardHit>> = (0..8)
@@ -135,7 +135,7 @@ fn stats_sum(c: &mut Criterion) {
         })
         .collect();
     c.bench_function("sum stats of 8 shards x 12 terms", |b| {
-        b.iter(|| scatter_root::query::stats::sum(&parts))
+        b.iter(|| scatter_proto::global_stats::sum(&parts))
     });
 }
 

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use scatter_core::manifest::{MANIFEST_FILE, SHARD_META_FILE};
+use scatter_core::merge::{merge_top, ShardHit};
 use scatter_core::Manifest;
 use scatter_leaf::Shard;
+use scatter_proto::global_stats::sum;
 use scatter_proto::v1::SearchRequest;
-use scatter_root::query::merge::{merge_top, ShardHit};
-use scatter_root::query::stats::sum;
 
 /// Relative tolerance on scores.
 pub const SCORE_TOLERANCE: f32 = 1e-5;

@@ -11,5 +11,6 @@ pub use v1::leaf_server::{Leaf, LeafServer};
 
 pub mod cluster_auth;
 pub mod cluster_tls;
+pub mod global_stats;
 pub mod leaf_api;
 pub mod local;

@@ -14,7 +14,7 @@ use crate::api_types::ShardProfile;
 use crate::cluster::fanout::{scatter_with, Hedging, ShardError, ShardParts};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::query::merge::ShardHit;
+use scatter_core::merge::ShardHit;
 
 /// Stored fields (raw JSON object), snippets and score explanation of one document.
 pub type FetchedDoc = (Box<RawValue>, Map<String, Value>, Option<Box<RawValue>>);

@@ -26,9 +26,9 @@ pub use crate::query::search::{
 
 use crate::cluster::hedge::HedgeConfig;
 use crate::query::fetch::{fetch_page, FetchOptions, Fetched};
-use crate::query::merge::{merge_top, ShardHit};
 use crate::query::stats::{global_stats, StatsCache, StatsSource};
 use crate::query::stats_table::StatsTable;
+use scatter_core::merge::{merge_top, ShardHit};
 
 /// Default of [`Root::fuse_fetch_max_docs`]: size 10 on up to 10 shards.
 pub const DEFAULT_FUSE_FETCH_MAX_DOCS: usize = 100;
