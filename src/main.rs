@@ -8,6 +8,7 @@ mod config_file;
 mod front_door_args;
 mod local_shards;
 mod up;
+mod up_source;
 
 /// mimalloc instead of the system allocator: search and gRPC allocate many short-lived
 /// buffers across threads, where glibc malloc spent about a fifth of a saturated root's CPU

@@ -16,6 +16,8 @@ use scatter_leaf::LeafConfig;
 use scatter_root::{BoundRoot, RootConfig};
 use tokio::sync::watch;
 
+use crate::up_source::{self, BuildSource};
+
 /// The bundled sample corpus: 5,326 Debian package descriptions (every 12th package of
 /// Debian bookworm), gzip-compressed JSONL.
 const SAMPLE_CORPUS: &[u8] = include_bytes!("../data/debian-sample.jsonl.gz");
@@ -176,6 +178,13 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 async fn ensure_build(args: &UpArgs) -> anyhow::Result<Manifest> {
     let dir = &args.data_dir;
     if dir.join(MANIFEST_FILE).exists() && !args.rebuild {
+        let built = BuildSource::load(dir);
+        up_source::check(
+            dir,
+            built.as_ref(),
+            args.input.as_deref(),
+            args.schema.as_deref(),
+        )?;
         let manifest = Manifest::load(dir)?;
         println!(
             "using the build in {} ({} shards)",
@@ -219,8 +228,10 @@ async fn ensure_build(args: &UpArgs) -> anyhow::Result<Manifest> {
         progress: true,
     };
     println!("building {} shards in {} ...", args.shards, dir.display());
+    let source = BuildSource::of(args.input.as_deref(), args.schema.as_deref())?;
     let report = tokio::task::spawn_blocking(move || scatter_index_tools::build(&opts)).await??;
     print!("{report}");
+    source.save(dir)?;
     Manifest::load(dir)
 }
 

@@ -81,6 +81,15 @@ pub struct SearchParams {
     pub pit: Option<String>,
     /// A point in time to read: every page sees the documents it saw when opened.
     pub pit_id: Option<String>,
+    /// Stored fields each hit returns: comma-separated names (GET) or an array (POST), a
+    /// trailing `*` matching a prefix; default `*` (all). Unknown names match nothing.
+    #[schema(value_type = Option<Vec<String>>)]
+    #[param(value_type = Option<String>)]
+    pub fields: Option<Filters>,
+    /// Indented JSON (any value but `false`; also on every other endpoint).
+    #[schema(value_type = Option<String>)]
+    #[param(value_type = Option<String>)]
+    pub pretty: Option<serde::de::IgnoredAny>,
 }
 
 /// `aggs` as given: a JSON object (POST) or its JSON text (GET).
@@ -390,4 +399,10 @@ pub struct AggProfile {
     pub rounds: u32,
     /// Shards asked in each round.
     pub shards_per_round: Vec<usize>,
+}
+
+/// Serializes a 64-bit identifier (a generation, digest or incarnation) as a decimal string:
+/// JavaScript numbers and jq hold integers exactly only up to 2^53.
+pub fn u64_as_string<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::api::front_door::{client_of, PitQuota};
 use crate::api::memory::MemoryBudget;
+use crate::api::shaping::FieldSelection;
 pub use crate::api::validate::validate;
 use crate::api_types::{Filters, SearchParams};
 use crate::cluster::Cluster;
@@ -80,9 +81,16 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
             "/documents/{id}",
             get(document_get).route_layer(admit).delete(document_delete),
         )
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-        });
+        .fallback(|uri: axum::http::Uri| async move {
+            let reason = format!("no such endpoint: {}", uri.path());
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", reason)
+        })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                let reason = format!("{method} is not allowed on {}", uri.path());
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", reason)
+            },
+        );
     let router = match keys {
         Some(keys) => router.layer(axum::middleware::from_fn_with_state(
             keys,
@@ -91,6 +99,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         None => router,
     };
     let mut router = router
+        .layer(axum::middleware::from_fn(crate::api::shaping::pretty))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(
             crate::cluster::request_id::middleware,
@@ -151,9 +160,7 @@ async fn search_get(
 
 /// The parameters of `GET /search`: `filter` may repeat; every other parameter once.
 pub fn get_params(raw: &str) -> Result<SearchParams, ApiError> {
-    let bad = |e: serde_urlencoded::de::Error| {
-        ApiError::bad_param(format!("Failed to deserialize query string: {e}"))
-    };
+    let bad = |e: serde_urlencoded::de::Error| culprit(raw, e);
     if !raw.contains("filter") {
         // The common case, read once (the query path is the product).
         return serde_urlencoded::from_str(raw).map_err(bad);
@@ -166,6 +173,23 @@ pub fn get_params(raw: &str) -> Result<SearchParams, ApiError> {
         params.filter = Some(Filters(filters.into_iter().map(|(_, v)| v).collect()));
     }
     Ok(params)
+}
+
+/// The error of a query string that did not read, naming the parameter at fault: the first
+/// pair that does not read alone.
+fn culprit(raw: &str, e: serde_urlencoded::de::Error) -> ApiError {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+    for (k, v) in pairs {
+        let alone = serde_urlencoded::to_string([(&k, &v)]).unwrap_or_default();
+        if let Err(e) = serde_urlencoded::from_str::<SearchParams>(&alone) {
+            let mut shown: String = v.chars().take(64).collect();
+            if shown.len() < v.len() {
+                shown.push('…');
+            }
+            return ApiError::bad_param(format!("parameter {k:?}: {e} (got {shown:?})"));
+        }
+    }
+    ApiError::bad_param(format!("the query string does not read: {e}"))
 }
 
 async fn search_post(
@@ -229,11 +253,17 @@ async fn pit_delete(
     }
 }
 
-async fn run_search(state: &AppState, params: SearchParams, client: &str) -> Response {
+async fn run_search(state: &AppState, mut params: SearchParams, client: &str) -> Response {
     let start = Instant::now();
-    let result = match validate(&state.config, params) {
-        Ok(v) => admitted_search(state, v, client).await,
-        Err(e) => Err(e),
+    let fields = params.fields.take().map(|f| FieldSelection::parse(&f.0));
+    let result = match (validate(&state.config, params), fields.transpose()) {
+        (Ok(v), Ok(fields)) => admitted_search(state, v, client).await.map(|mut r| {
+            if let Some(fields) = fields.flatten() {
+                fields.apply(&mut r);
+            }
+            r
+        }),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     let outcome = match &result {
         Ok(r) if r.partial => "partial",

@@ -7,6 +7,7 @@ pub mod front_door;
 pub mod http;
 pub mod memory;
 pub mod openapi;
+pub mod shaping;
 pub mod tls;
 pub mod ui;
 pub mod validate;

@@ -28,6 +28,7 @@ pub struct ReplicaState {
     /// Why it is down or ejected.
     pub last_error: Option<String>,
     /// Index generation from its last answer.
+    #[serde(serialize_with = "crate::api_types::u64_as_string")]
     pub generation: u64,
     /// Live documents from its last probe.
     pub num_docs: u64,
@@ -50,6 +51,7 @@ pub struct ReplicaState {
     /// Its replica id (from its last probe).
     pub replica_id: String,
     /// Digest of its versioned entries (from its last probe).
+    #[serde(serialize_with = "crate::api_types::u64_as_string")]
     pub versions_digest: u64,
     /// Versioned entries it holds.
     pub versioned: u64,
@@ -65,8 +67,10 @@ pub struct ReplicaState {
     /// confirmed.
     pub unverified: bool,
     /// The opening of the shard its last probe reported (see `InfoResponse.incarnation`).
+    #[serde(serialize_with = "crate::api_types::u64_as_string")]
     pub incarnation: u64,
     /// The incarnation this root confirmed last.
+    #[serde(serialize_with = "crate::api_types::u64_as_string")]
     pub confirmed_incarnation: u64,
     /// Its last probe still said unverified for the incarnation this root confirmed (the
     /// confirmation was lost or is in flight): sent again.
