@@ -6,6 +6,8 @@
 pub mod clock;
 pub mod cpu;
 pub mod document;
+pub mod expand_ast;
+pub mod expansion;
 pub mod limits;
 pub mod manifest;
 pub mod merge;

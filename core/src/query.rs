@@ -6,7 +6,8 @@ use tantivy::schema::{Field, Schema};
 use tantivy::tokenizer::TokenizerManager;
 use tantivy::Term;
 
-use crate::schema::ScatterSchema;
+use crate::expand_ast::{has_expansion, AstBuilder, WordField};
+use crate::schema::{FieldKind, ScatterSchema};
 
 /// Longest query text accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 8 * 1024;
@@ -104,6 +105,10 @@ pub const MAX_FILTERS: usize = 32;
 /// fields, each with its boost; the default operator is OR.
 pub struct ScatterQueryParser {
     parser: QueryParser,
+    /// Fields a prefix or fuzzy word may search (see [`crate::expand_ast`]).
+    words: Vec<WordField>,
+    /// The default fields among `words`.
+    defaults: Vec<usize>,
 }
 
 impl ScatterQueryParser {
@@ -120,7 +125,59 @@ impl ScatterQueryParser {
                 parser.set_field_boost(field, boost);
             }
         }
-        ScatterQueryParser { parser }
+        let words: Vec<WordField> = schema
+            .fields
+            .iter()
+            .filter(|f| f.indexed && matches!(f.kind, FieldKind::Text | FieldKind::Keyword))
+            .filter_map(|f| {
+                Some(WordField {
+                    name: f.name.clone(),
+                    field: tantivy.get_field(&f.name).ok()?,
+                    boost: f.boost,
+                    text: f.kind == FieldKind::Text,
+                })
+            })
+            .collect();
+        let defaults = schema
+            .default_fields
+            .iter()
+            .filter_map(|name| words.iter().position(|w| &w.name == name))
+            .collect();
+        ScatterQueryParser {
+            parser,
+            words,
+            defaults,
+        }
+    }
+
+    /// With prefix or fuzzy words (`foo*`, `foo~1`): the query built with them expanded (see
+    /// [`crate::expand_ast`]); `None` when the text has none (tantivy's parser reads it).
+    fn with_expansions(
+        &self,
+        text: &str,
+        mode: QueryMode,
+    ) -> Option<Result<Box<dyn Query>, QueryError>> {
+        if !text.contains(['*', '~']) {
+            return None;
+        }
+        let ast = match mode {
+            QueryMode::Strict => tantivy::query_grammar::parse_query(text).ok()?,
+            QueryMode::Lenient => tantivy::query_grammar::parse_query_lenient(text).0,
+        };
+        if !has_expansion(&ast) {
+            return None;
+        }
+        let builder = AstBuilder {
+            parser: &self.parser,
+            fields: &self.words,
+            defaults: &self.defaults,
+        };
+        match (builder.build(ast), mode) {
+            (Ok(q), _) => Some(Ok(q)),
+            (Err(e), QueryMode::Strict) => Some(Err(e)),
+            // Lenient: what cannot be expanded is read as tantivy reads it.
+            (Err(_), QueryMode::Lenient) => None,
+        }
     }
 
     /// Parses `text`, or says why it cannot.
@@ -140,6 +197,9 @@ impl ScatterQueryParser {
         let depth = nesting_depth(text);
         if depth > MAX_QUERY_DEPTH {
             return Err(QueryError::TooDeep(depth));
+        }
+        if let Some(expanded) = self.with_expansions(text, mode) {
+            return expanded;
         }
         match mode {
             QueryMode::Strict => self

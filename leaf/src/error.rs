@@ -10,7 +10,7 @@ pub enum ShardError {
     InvalidArgument(String),
     /// The index failed: try another replica.
     #[error("index error: {0}")]
-    Internal(#[from] tantivy::TantivyError),
+    Internal(tantivy::TantivyError),
     /// Not done: the caller went away or its deadline passed before the work started.
     #[error("skipped: the caller is gone or its deadline passed")]
     Skipped,
@@ -22,5 +22,19 @@ pub enum ShardError {
 impl From<QueryError> for ShardError {
     fn from(e: QueryError) -> Self {
         ShardError::InvalidArgument(e.to_string())
+    }
+}
+
+impl From<tantivy::TantivyError> for ShardError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        match e {
+            // A prefix standing for too many terms: the query's fault, not the index's.
+            tantivy::TantivyError::InvalidArgument(m)
+                if m.starts_with(scatter_core::expansion::TOO_WIDE) =>
+            {
+                ShardError::InvalidArgument(m)
+            }
+            e => ShardError::Internal(e),
+        }
     }
 }

@@ -1,0 +1,171 @@
+//! Queries with prefix and fuzzy words (`foo*`, `foo~1`): the user's query AST is walked,
+//! every such word becomes an [`ExpandedTerm`] per field it searches, and every other part is
+//! built by tantivy's parser as usual — so a query without such words reads exactly as
+//! before. Quoted phrases keep tantivy's meaning (`"a b"~2` is a sloppy phrase, `"a b"*` a
+//! phrase prefix).
+
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, Occur, Query, QueryParser};
+use tantivy::query_grammar::{Delimiter, UserInputAst, UserInputLeaf, UserInputLiteral};
+use tantivy::schema::Field;
+
+use crate::expansion::{min_fuzzy_len, ExpandedTerm, Expansion, MAX_EDIT_DISTANCE};
+use crate::query::QueryError;
+
+/// A field a word may search: its id, boost, and whether its terms are lowercased text
+/// (keywords are matched as given).
+#[derive(Debug, Clone)]
+pub struct WordField {
+    /// Name in the schema.
+    pub name: String,
+    /// tantivy field.
+    pub field: Field,
+    /// Boost of the field among the default fields.
+    pub boost: Option<f32>,
+    /// Text (lowercased terms) rather than keyword.
+    pub text: bool,
+}
+
+/// Whether `ast` holds a prefix or fuzzy word (quoted phrases do not count).
+pub fn has_expansion(ast: &UserInputAst) -> bool {
+    match ast {
+        UserInputAst::Clause(clauses) => clauses.iter().any(|(_, a)| has_expansion(a)),
+        UserInputAst::Boost(a, _) => has_expansion(a),
+        UserInputAst::Leaf(leaf) => {
+            matches!(&**leaf, UserInputLeaf::Literal(l) if expansion_of(l).is_some())
+        }
+    }
+}
+
+/// How a bare word expands, and the word itself: `foo*` (tantivy's grammar keeps the star in
+/// the word) or `foo~N` (a slop on a bare word, or kept in it).
+fn expansion_of(l: &UserInputLiteral) -> Option<(Expansion, &str)> {
+    if !matches!(l.delimiter, Delimiter::None) || l.phrase.is_empty() {
+        return None;
+    }
+    let word = l.phrase.as_str();
+    if let Some(stem) = word
+        .strip_suffix('*')
+        .filter(|s| !s.is_empty() && !s.ends_with('\\'))
+    {
+        return Some((Expansion::Prefix, stem));
+    }
+    if l.prefix {
+        return Some((Expansion::Prefix, word));
+    }
+    if l.slop > 0 {
+        return Some((Expansion::Fuzzy(l.slop.min(255) as u8), word));
+    }
+    let (stem, edits) = word.rsplit_once('~')?;
+    let edits: u8 = edits.parse().ok()?;
+    (!stem.is_empty() && edits > 0).then_some((Expansion::Fuzzy(edits), stem))
+}
+
+/// Builds `ast`: expanded words here, everything else by `parser`. `fields` are the
+/// searchable fields by name; `defaults` those a word without a field searches.
+pub struct AstBuilder<'a> {
+    /// tantivy's parser (for everything but expanded words).
+    pub parser: &'a QueryParser,
+    /// Every field a word may name.
+    pub fields: &'a [WordField],
+    /// The default fields (indexes into `fields`).
+    pub defaults: &'a [usize],
+}
+
+impl AstBuilder<'_> {
+    /// The query of `ast`.
+    pub fn build(&self, ast: UserInputAst) -> Result<Box<dyn Query>, QueryError> {
+        match ast {
+            UserInputAst::Clause(clauses) => {
+                let mut built = Vec::with_capacity(clauses.len() + 1);
+                for (occur, sub) in clauses {
+                    built.push((occur.unwrap_or(Occur::Should), self.build(sub)?));
+                }
+                if built.iter().all(|(o, _)| *o == Occur::MustNot) {
+                    // As tantivy's parser: a purely negative clause excludes from everything.
+                    built.push((Occur::Must, Box::new(AllQuery)));
+                }
+                Ok(Box::new(BooleanQuery::new(built)))
+            }
+            UserInputAst::Boost(sub, boost) => Ok(Box::new(BoostQuery::new(
+                self.build(*sub)?,
+                boost.into_inner() as f32,
+            ))),
+            UserInputAst::Leaf(leaf) => match *leaf {
+                UserInputLeaf::Literal(l) if expansion_of(&l).is_some() => self.word(&l),
+                other => self
+                    .parser
+                    .build_query_from_user_input_ast(UserInputAst::Leaf(Box::new(other)))
+                    .map_err(|e| QueryError::Syntax(e.to_string())),
+            },
+        }
+    }
+
+    /// One expanded word, on its field or on every default field (each with its boost).
+    fn word(&self, l: &UserInputLiteral) -> Result<Box<dyn Query>, QueryError> {
+        let (expansion, word) = expansion_of(l).expect("an expanded word");
+        let shown = match expansion {
+            Expansion::Prefix => format!("{word}*"),
+            Expansion::Fuzzy(d) => format!("{word}~{d}"),
+        };
+        if let Expansion::Fuzzy(d) = expansion {
+            if d > MAX_EDIT_DISTANCE {
+                return Err(QueryError::Syntax(format!(
+                    "{shown}: at most {MAX_EDIT_DISTANCE} edits"
+                )));
+            }
+            let len = word.chars().count();
+            if len < min_fuzzy_len(d) {
+                return Err(QueryError::Syntax(format!(
+                    "{shown}: a word with {d} edit(s) needs at least {} characters",
+                    min_fuzzy_len(d)
+                )));
+            }
+        }
+        let targets: Vec<&WordField> = match &l.field_name {
+            Some(name) => vec![self
+                .fields
+                .iter()
+                .find(|f| &f.name == name)
+                .ok_or_else(|| {
+                    QueryError::Syntax(format!("{shown}: no searchable field {name:?}"))
+                })?],
+            None => self.defaults.iter().map(|&i| &self.fields[i]).collect(),
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for f in targets {
+            let text = match f.text {
+                true => word.to_lowercase(),
+                false => word.to_string(),
+            };
+            let q: Box<dyn Query> =
+                Box::new(ExpandedTerm::new(f.field, text, expansion, shown.clone()));
+            let q = match f.boost {
+                Some(b) => Box::new(BoostQuery::new(q, b)),
+                None => q,
+            };
+            clauses.push((Occur::Should, q));
+        }
+        Ok(match clauses.len() {
+            1 => clauses.pop().expect("one").1,
+            _ => Box::new(BooleanQuery::new(clauses)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_with_a_star_or_a_tilde_are_expanded() {
+        for text in ["linu*", "linx~1", "title:linu*", "a b*"] {
+            let ast = tantivy::query_grammar::parse_query(text);
+            let json = serde_json::to_string(ast.as_ref().unwrap()).unwrap();
+            assert!(ast.as_ref().is_ok_and(has_expansion), "{text}: {json}");
+        }
+        for text in ["\"a b\"~2", "linux", "\"a b\"*", "*", "a~b"] {
+            let ast = tantivy::query_grammar::parse_query(text).unwrap();
+            assert!(!has_expansion(&ast), "{text}: {ast:?}");
+        }
+    }
+}
