@@ -73,3 +73,49 @@ async fn the_same_answers_at_every_shard_count() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_box_tolerates_typos_and_completes_the_last_word() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, dir.path());
+    let c = Cluster::start(dir.path(), 1, &[]).await;
+    let ids = |q: &'static str, mode: &'static str| {
+        let c = &c;
+        async move {
+            let (status, body) = c
+                .search(&[("q", q), ("query_mode", mode), ("size", "100")])
+                .await;
+            assert_eq!(status, 200, "{q}: {body}");
+            common::hit_ids(&body)
+        }
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    // A typo in an 8-letter word finds what the word itself finds.
+    let want = sorted(ids("chromium", "strict").await);
+    assert!(!want.is_empty());
+    assert_eq!(sorted(ids("chromiun", "lenient").await), want);
+    assert!(ids("chromiun", "strict").await.is_empty());
+    // The last word is completed.
+    let completed = ids("chromi", "lenient").await;
+    assert!(
+        want.iter().all(|id| completed.contains(id)),
+        "{completed:?}"
+    );
+    assert!(ids("chromi", "strict").await.is_empty());
+    // Exact matches rank above typo and prefix variants.
+    let (_, exact) = c
+        .search(&[("q", "browser"), ("query_mode", "lenient"), ("size", "50")])
+        .await;
+    let (_, strict) = c.search(&[("q", "browser"), ("size", "50")]).await;
+    let n = strict["total_hits"].as_u64().unwrap().min(50) as usize;
+    let lenient_ids = common::hit_ids(&exact);
+    let strict_ids = common::hit_ids(&strict);
+    let mut a = lenient_ids[..n].to_vec();
+    let mut b = strict_ids[..n].to_vec();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "the exact matches come first");
+}

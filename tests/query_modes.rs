@@ -52,20 +52,20 @@ async fn lenient_text_never_fails_and_strict_stays_the_default() {
         let (status, body) = c.search(&[("q", text), ("query_mode", "lenient")]).await;
         assert_eq!(status, 200, "{text:?} lenient: {body}");
     }
-    // Lenient reads valid text as the strict parser does: the same hits in the same order
-    // (its query tree may add scores in another order: equal to the last float bit or so).
-    let (_, strict) = c.search(&[("q", "text editor")]).await;
+    // Lenient (the search box) finds what strict finds, and more (typos, the last word as a
+    // prefix), exact matches first: its top hits are all strict matches.
+    let (_, strict) = c.search(&[("q", "text editor"), ("size", "1000")]).await;
     let (_, lenient) = c
-        .search(&[("q", "text editor"), ("query_mode", "lenient")])
+        .search(&[
+            ("q", "text editor"),
+            ("query_mode", "lenient"),
+            ("size", "1000"),
+        ])
         .await;
-    assert_eq!(common::hit_ids(&strict), common::hit_ids(&lenient));
-    let (a, b) = (scores(&strict), scores(&lenient));
-    for (id, score) in &a {
-        assert!(
-            (score - b[id]).abs() <= 1e-5 * score,
-            "{id}: {score} vs {}",
-            b[id]
-        );
+    let (strict_ids, lenient_ids) = (common::hit_ids(&strict), common::hit_ids(&lenient));
+    assert!(strict_ids.len() > 10 && lenient_ids.len() >= strict_ids.len());
+    for id in &lenient_ids[..strict_ids.len()] {
+        assert!(strict_ids.contains(id), "{id} ranks above an exact match");
     }
     let (status, body) = c.search(&[("q", "x"), ("query_mode", "fuzzy")]).await;
     assert_eq!(

@@ -103,6 +103,16 @@ impl AstBuilder<'_> {
     /// One expanded word, on its field or on every default field (each with its boost).
     fn word(&self, l: &UserInputLiteral) -> Result<Box<dyn Query>, QueryError> {
         let (expansion, word) = expansion_of(l).expect("an expanded word");
+        self.expanded(l.field_name.as_deref(), word, expansion)
+    }
+
+    /// `word` expanded on `field` (or every default field, each with its boost).
+    fn expanded(
+        &self,
+        field: Option<&str>,
+        word: &str,
+        expansion: Expansion,
+    ) -> Result<Box<dyn Query>, QueryError> {
         let shown = match expansion {
             Expansion::Prefix => format!("{word}*"),
             Expansion::Fuzzy(d) => format!("{word}~{d}"),
@@ -121,14 +131,10 @@ impl AstBuilder<'_> {
                 )));
             }
         }
-        let targets: Vec<&WordField> = match &l.field_name {
-            Some(name) => vec![self
-                .fields
-                .iter()
-                .find(|f| &f.name == name)
-                .ok_or_else(|| {
-                    QueryError::Syntax(format!("{shown}: no searchable field {name:?}"))
-                })?],
+        let targets: Vec<&WordField> = match field {
+            Some(name) => vec![self.fields.iter().find(|f| f.name == name).ok_or_else(|| {
+                QueryError::Syntax(format!("{shown}: no searchable field {name:?}"))
+            })?],
             None => self.defaults.iter().map(|&i| &self.fields[i]).collect(),
         };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -149,6 +155,133 @@ impl AstBuilder<'_> {
             1 => clauses.pop().expect("one").1,
             _ => Box::new(BooleanQuery::new(clauses)),
         })
+    }
+}
+
+/// Boost of a search-box word's typo and prefix variants: below any exact match (a document
+/// matching the word itself scores its BM25 on top), equal among themselves.
+pub const VARIANT_BOOST: f32 = 0.1;
+
+/// Edits a search-box word tolerates: one from 5 letters, two from 9 (as Meilisearch and
+/// Typesense do); none below.
+pub fn typos_for(len: usize) -> u8 {
+    match len {
+        0..=4 => 0,
+        5..=8 => 1,
+        _ => 2,
+    }
+}
+
+/// Shortest last word of a search box read as a prefix too.
+pub const MIN_AUTO_PREFIX: usize = 3;
+
+impl AstBuilder<'_> {
+    /// The search box (`query_mode=lenient`): `ast` as [`AstBuilder::build`] reads it, and
+    /// every bare word also matches its typos ([`typos_for`]) and, for the last word, as a
+    /// prefix — both at [`VARIANT_BOOST`], so exact matches rank first. A variant that cannot
+    /// be built is left out (a search box never fails on its words).
+    ///
+    /// Only a flat text is read so (words and phrases, each perhaps with `+`, `-` or a
+    /// boost); anything nested is left to tantivy's lenient reading (`Err`).
+    pub fn search_box(&self, ast: UserInputAst) -> Result<Box<dyn Query>, QueryError> {
+        if !is_flat(&ast) {
+            return Err(QueryError::Syntax("not a flat search-box text".into()));
+        }
+        let words = count_words(&ast);
+        let mut seen = 0;
+        self.boxed(ast, words, &mut seen)
+    }
+
+    fn boxed(
+        &self,
+        ast: UserInputAst,
+        words: usize,
+        seen: &mut usize,
+    ) -> Result<Box<dyn Query>, QueryError> {
+        match ast {
+            UserInputAst::Clause(clauses) => {
+                let mut built = Vec::with_capacity(clauses.len() + 1);
+                for (occur, sub) in clauses {
+                    built.push((
+                        occur.unwrap_or(Occur::Should),
+                        self.boxed(sub, words, seen)?,
+                    ));
+                }
+                if built.iter().all(|(o, _)| *o == Occur::MustNot) {
+                    built.push((Occur::Must, Box::new(AllQuery)));
+                }
+                Ok(Box::new(BooleanQuery::new(built)))
+            }
+            UserInputAst::Boost(sub, boost) => Ok(Box::new(BoostQuery::new(
+                self.boxed(*sub, words, seen)?,
+                boost.into_inner() as f32,
+            ))),
+            UserInputAst::Leaf(leaf) => match *leaf {
+                UserInputLeaf::Literal(l) if is_bare_word(&l) => {
+                    *seen += 1;
+                    self.box_word(l, *seen == words)
+                }
+                other => self.build(UserInputAst::Leaf(Box::new(other))),
+            },
+        }
+    }
+
+    /// A search-box word: itself, its typos and (the last word) its prefix.
+    fn box_word(&self, l: UserInputLiteral, last: bool) -> Result<Box<dyn Query>, QueryError> {
+        let word = l.phrase.clone();
+        let field = l.field_name.clone();
+        let exact = self.build(UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(l))))?;
+        let len = word.chars().count();
+        let mut variants = Vec::new();
+        if typos_for(len) > 0 {
+            variants.push(Expansion::Fuzzy(typos_for(len)));
+        }
+        if last && len >= MIN_AUTO_PREFIX {
+            variants.push(Expansion::Prefix);
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, exact)];
+        for v in variants {
+            if let Ok(q) = self.expanded(field.as_deref(), &word, v) {
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(q, VARIANT_BOOST))));
+            }
+        }
+        Ok(match clauses.len() {
+            1 => clauses.pop().expect("one").1,
+            _ => Box::new(BooleanQuery::new(clauses)),
+        })
+    }
+}
+
+/// A plain word: unquoted, no `*` or `~`, made of letters and digits.
+fn is_bare_word(l: &UserInputLiteral) -> bool {
+    matches!(l.delimiter, Delimiter::None)
+        && expansion_of(l).is_none()
+        && !l.phrase.is_empty()
+        && l.phrase.chars().all(char::is_alphanumeric)
+}
+
+/// Words and phrases side by side, nothing nested: what a search box holds.
+fn is_flat(ast: &UserInputAst) -> bool {
+    fn literal(a: &UserInputAst) -> bool {
+        match a {
+            UserInputAst::Leaf(leaf) => matches!(&**leaf, UserInputLeaf::Literal(_)),
+            UserInputAst::Boost(inner, _) => literal(inner),
+            UserInputAst::Clause(_) => false,
+        }
+    }
+    match ast {
+        UserInputAst::Clause(clauses) => clauses.iter().all(|(_, a)| literal(a)),
+        other => literal(other),
+    }
+}
+
+fn count_words(ast: &UserInputAst) -> usize {
+    match ast {
+        UserInputAst::Clause(clauses) => clauses.iter().map(|(_, a)| count_words(a)).sum(),
+        UserInputAst::Boost(a, _) => count_words(a),
+        UserInputAst::Leaf(leaf) => {
+            usize::from(matches!(&**leaf, UserInputLeaf::Literal(l) if is_bare_word(l)))
+        }
     }
 }
 

@@ -150,33 +150,32 @@ impl ScatterQueryParser {
         }
     }
 
-    /// With prefix or fuzzy words (`foo*`, `foo~1`): the query built with them expanded (see
-    /// [`crate::expand_ast`]); `None` when the text has none (tantivy's parser reads it).
+    /// Strict: with prefix or fuzzy words (`foo*`, `foo~1`), the query built with them
+    /// expanded (see [`crate::expand_ast`]); `None` when the text has none (tantivy's parser
+    /// reads it). Lenient: the search box, words matching their typos and the last one as a
+    /// prefix too; `None` when that cannot be built (tantivy's lenient parser reads it).
     fn with_expansions(
         &self,
         text: &str,
         mode: QueryMode,
     ) -> Option<Result<Box<dyn Query>, QueryError>> {
-        if !text.contains(['*', '~']) {
-            return None;
-        }
-        let ast = match mode {
-            QueryMode::Strict => tantivy::query_grammar::parse_query(text).ok()?,
-            QueryMode::Lenient => tantivy::query_grammar::parse_query_lenient(text).0,
-        };
-        if !has_expansion(&ast) {
-            return None;
-        }
         let builder = AstBuilder {
             parser: &self.parser,
             fields: &self.words,
             defaults: &self.defaults,
         };
-        match (builder.build(ast), mode) {
-            (Ok(q), _) => Some(Ok(q)),
-            (Err(e), QueryMode::Strict) => Some(Err(e)),
-            // Lenient: what cannot be expanded is read as tantivy reads it.
-            (Err(_), QueryMode::Lenient) => None,
+        match mode {
+            QueryMode::Strict => {
+                if !text.contains(['*', '~']) {
+                    return None;
+                }
+                let ast = tantivy::query_grammar::parse_query(text).ok()?;
+                has_expansion(&ast).then(|| builder.build(ast))
+            }
+            QueryMode::Lenient => {
+                let ast = tantivy::query_grammar::parse_query_lenient(text).0;
+                builder.search_box(ast).ok().map(Ok)
+            }
         }
     }
 
