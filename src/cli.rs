@@ -445,7 +445,7 @@ fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtim
 fn index_build(args: BuildArgs) -> anyhow::Result<()> {
     let schema = match &args.schema {
         Some(path) => ScatterSchema::from_file(path)?,
-        None => ScatterSchema::default(),
+        None => inferred_schema(&args.input, &args.out)?,
     };
     let report = scatter_index_tools::build(&BuildOptions {
         input: args.input,
@@ -557,6 +557,12 @@ async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
     load_cluster_secret(args.cluster_secret_file.as_deref())?;
     args.cluster_tls.load()?;
     warn_plain(&args.cluster_tls, args.listen);
+    // One process per shard directory, held until this process ends.
+    let _locks = args
+        .index
+        .iter()
+        .map(|dir| crate::dir_lock::lock(dir))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut config = LeafConfig::new(args.index.clone(), args.listen);
     config.faults = args.faults.settings();
     config.metrics_listen = args.metrics_listen;
@@ -640,4 +646,23 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Without `--schema`: the schema inferred from `input`'s documents (see
+/// `scatter_index_tools::infer`), printed and saved as `OUT/schema.toml` to edit.
+pub fn inferred_schema(
+    input: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<ScatterSchema> {
+    let inferred = scatter_index_tools::infer::infer(input)?;
+    std::fs::create_dir_all(out)?;
+    let saved = out.join("schema.toml");
+    std::fs::write(&saved, inferred.to_string())?;
+    println!(
+        "schema inferred from {} documents (saved as {}; edit it and rebuild with --schema):",
+        inferred.sampled,
+        saved.display()
+    );
+    print!("{inferred}");
+    Ok(inferred.schema)
 }

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod cluster_tls_args;
 mod config_file;
+mod dir_lock;
 mod front_door_args;
 mod local_shards;
 mod up;

@@ -30,10 +30,12 @@ pub struct UpArgs {
     /// Where the indexes live; built there on first start, reused afterwards.
     #[arg(long, default_value = ".scatter/up")]
     data_dir: PathBuf,
-    /// Corpus to build from (JSONL, optionally .gz); default: the bundled Debian sample.
+    /// Corpus to build from (JSONL, optionally .gz); default: the bundled Debian sample, or
+    /// with --schema alone an empty cluster (fill it with `POST /documents`).
     #[arg(long)]
     input: Option<PathBuf>,
-    /// Schema file for the build (TOML or JSON).
+    /// Schema file for the build (TOML or JSON); without it, the schema is inferred from the
+    /// input's documents and saved as DATA_DIR/schema.toml.
     #[arg(long)]
     schema: Option<PathBuf>,
     /// Number of shards of a new build.
@@ -108,6 +110,8 @@ fn cluster_tls(args: &UpArgs) -> anyhow::Result<()> {
 /// Runs the local cluster until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.replicas >= 1, "--replicas must be at least 1");
+    // One `scatter up` per data directory, held until this process ends.
+    let _lock = crate::dir_lock::lock(&args.data_dir)?;
     let manifest = ensure_build(&args).await?;
     cluster_tls(&args)?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -194,9 +198,15 @@ async fn ensure_build(args: &UpArgs) -> anyhow::Result<Manifest> {
         return Ok(manifest);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let input = match &args.input {
-        Some(path) => path.clone(),
-        None => {
+    let input = match (&args.input, &args.schema) {
+        (Some(path), _) => path.clone(),
+        // A schema alone: an empty cluster, ready for `POST /documents`.
+        (None, Some(_)) => {
+            let path = dir.join("empty.jsonl");
+            std::fs::write(&path, b"")?;
+            path
+        }
+        (None, None) => {
             let path = dir.join("debian-sample.jsonl.gz");
             std::fs::write(&path, SAMPLE_CORPUS)?;
             path
@@ -204,7 +214,7 @@ async fn ensure_build(args: &UpArgs) -> anyhow::Result<Manifest> {
     };
     let schema = match (&args.schema, &args.input) {
         (Some(path), _) => ScatterSchema::from_file(path)?,
-        (None, Some(_)) => ScatterSchema::default(),
+        (None, Some(input)) => crate::cli::inferred_schema(input, dir)?,
         (None, None) => ScatterSchema::from_toml(SAMPLE_SCHEMA)?,
     };
     for entry in std::fs::read_dir(dir)? {

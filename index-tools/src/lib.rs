@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod check_replicas;
+pub mod infer;
 pub mod jsonl;
 pub mod push;
 pub mod queries;
