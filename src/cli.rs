@@ -192,6 +192,16 @@ struct RootArgs {
     /// Cluster file (JSON or TOML: `shards = [["host:port", ...], ...]`) instead of --shard.
     #[arg(long, env = "SCATTER_ROOT_CLUSTER", conflicts_with = "shards")]
     cluster: Option<PathBuf>,
+    /// A leaf node (`host:port`), repeated: the root asks each which shards it serves
+    /// (instead of --shard lists) and refuses to start if some shard has no node.
+    #[arg(
+        long = "node",
+        value_name = "ADDR",
+        env = "SCATTER_ROOT_NODES",
+        value_delimiter = ',',
+        conflicts_with_all = ["shards", "cluster"]
+    )]
+    nodes: Vec<String>,
     /// Deadline of a search that gives no timeout_ms.
     #[arg(long, env = "SCATTER_ROOT_TIMEOUT_MS", default_value_t = 1000)]
     timeout_ms: u64,
@@ -584,11 +594,13 @@ async fn leaf(args: LeafArgs) -> anyhow::Result<()> {
 }
 
 async fn root(args: RootArgs) -> anyhow::Result<()> {
+    args.cluster_tls.load()?;
+    load_cluster_secret(args.cluster_secret_file.as_deref())?;
     let shards = match &args.cluster {
         Some(path) => ClusterFile::load(path)?.shards,
+        None if !args.nodes.is_empty() => crate::node_discovery::discover(&args.nodes).await?,
         None => args.shards.iter().map(|s| parse_shard_flag(s)).collect(),
     };
-    args.cluster_tls.load()?;
     let shards = args.local_shards.start(shards, shutdown_signal()).await?;
     let mut config = RootConfig::new(args.listen, shards);
     config.default_timeout = Duration::from_millis(args.timeout_ms);
@@ -605,7 +617,6 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     config.fuse_fetch_max_docs = args.fuse_fetch_max_docs;
     config.max_concurrent_searches = args.max_concurrent_searches.max(1);
     args.front_door.apply(&mut config);
-    load_cluster_secret(args.cluster_secret_file.as_deref())?;
     config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
     match &args.api_key_file {
         Some(path) => config.api_keys = Some(scatter_root::api::auth::ApiKeys::load(path)?),

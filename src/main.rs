@@ -8,6 +8,7 @@ mod config_file;
 mod dir_lock;
 mod front_door_args;
 mod local_shards;
+mod node_discovery;
 mod up;
 mod up_source;
 

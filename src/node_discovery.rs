@@ -1,0 +1,151 @@
+//! `scatter root --node ADDR --node ADDR ...`: the root learns the layout from the nodes
+//! themselves — each leaf node's `Info` names the shards it serves and the cluster's shard
+//! count — instead of one `--shard` list per shard in shard order. A root whose nodes do not
+//! cover every shard refuses to start, saying which shards are missing; nodes that do not
+//! answer within [`DISCOVERY_TIMEOUT`] are named in the error.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use scatter_core::limits::MAX_MESSAGE_BYTES;
+use scatter_proto::leaf_api::{Grpc, LeafApi};
+use scatter_proto::v1::InfoRequest;
+
+/// How long a starting root waits for every `--node` to answer.
+pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one node said: the cluster's shard count and the shards it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeServes {
+    /// `num_shards` of its shards.
+    pub num_shards: u32,
+    /// The shards it serves.
+    pub shards: Vec<u32>,
+}
+
+async fn ask(addr: &str) -> anyhow::Result<NodeServes> {
+    let channel = scatter_proto::cluster_tls::endpoint(addr)?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await?;
+    let leaf = Grpc::new(channel, MAX_MESSAGE_BYTES);
+    let mut req = tonic::Request::new(InfoRequest { shard: None });
+    req.set_timeout(Duration::from_secs(2));
+    let info = leaf.info(req).await?.into_inner();
+    let shards = match info.node_shards.is_empty() {
+        true => vec![info.shard_id],
+        false => info.node_shards,
+    };
+    Ok(NodeServes {
+        num_shards: info.num_shards,
+        shards,
+    })
+}
+
+/// Asks every node in `nodes` (retrying until [`DISCOVERY_TIMEOUT`]) and returns the layout:
+/// per shard, the nodes serving it.
+pub async fn discover(nodes: &[String]) -> anyhow::Result<Vec<Vec<String>>> {
+    let deadline = tokio::time::Instant::now() + DISCOVERY_TIMEOUT;
+    let mut answers: BTreeMap<String, NodeServes> = BTreeMap::new();
+    let mut last_errors: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let pending: Vec<&String> = nodes.iter().filter(|a| !answers.contains_key(*a)).collect();
+        for addr in pending {
+            match ask(addr).await {
+                Ok(serves) => {
+                    answers.insert(addr.clone(), serves);
+                    last_errors.remove(addr);
+                }
+                Err(e) => {
+                    last_errors.insert(addr.clone(), format!("{e:#}"));
+                }
+            }
+        }
+        if last_errors.is_empty() || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if !last_errors.is_empty() {
+        let list: Vec<String> = last_errors
+            .iter()
+            .map(|(a, e)| format!("{a}: {e}"))
+            .collect();
+        anyhow::bail!(
+            "--node did not answer within {DISCOVERY_TIMEOUT:?}: {}",
+            list.join("; ")
+        );
+    }
+    layout(nodes, &answers)
+}
+
+/// The layout `answers` describe, in `nodes` order within each shard; an error naming the
+/// missing shards, or nodes that disagree on the shard count.
+pub fn layout(
+    nodes: &[String],
+    answers: &BTreeMap<String, NodeServes>,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let counts: std::collections::BTreeSet<u32> = answers.values().map(|a| a.num_shards).collect();
+    let Some(&num_shards) = counts.iter().next() else {
+        anyhow::bail!("no --node given");
+    };
+    anyhow::ensure!(
+        counts.len() == 1,
+        "the nodes disagree on the shard count ({counts:?}): they are not one cluster"
+    );
+    let mut shards = vec![Vec::new(); num_shards as usize];
+    for addr in nodes {
+        for &k in &answers[addr].shards {
+            let replicas = shards.get_mut(k as usize).ok_or_else(|| {
+                anyhow::anyhow!("{addr} serves shard {k}, beyond the cluster's {num_shards}")
+            })?;
+            if !replicas.contains(addr) {
+                replicas.push(addr.clone());
+            }
+        }
+    }
+    let missing: Vec<usize> = (0..shards.len())
+        .filter(|&k| shards[k].is_empty())
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the nodes do not cover the index: no node serves shard(s) {missing:?} of {num_shards} \
+         (add the nodes serving them with --node)"
+    );
+    Ok(shards)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serves(num_shards: u32, shards: &[u32]) -> NodeServes {
+        NodeServes {
+            num_shards,
+            shards: shards.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_layout_comes_from_what_nodes_serve() {
+        let nodes = vec!["a:1".to_string(), "b:1".to_string()];
+        let answers = BTreeMap::from([
+            ("a:1".to_string(), serves(3, &[0, 1])),
+            ("b:1".to_string(), serves(3, &[1, 2])),
+        ]);
+        let l = layout(&nodes, &answers).unwrap();
+        assert_eq!(l, [vec!["a:1"], vec!["a:1", "b:1"], vec!["b:1"]]);
+        let answers = BTreeMap::from([
+            ("a:1".to_string(), serves(4, &[0, 1])),
+            ("b:1".to_string(), serves(4, &[1])),
+        ]);
+        let e = layout(&nodes, &answers).unwrap_err().to_string();
+        assert!(e.contains("[2, 3]") && e.contains("of 4"), "{e}");
+        let answers = BTreeMap::from([
+            ("a:1".to_string(), serves(4, &[0, 1, 2, 3])),
+            ("b:1".to_string(), serves(2, &[0, 1])),
+        ]);
+        assert!(layout(&nodes, &answers).is_err());
+    }
+}

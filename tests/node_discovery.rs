@@ -1,0 +1,74 @@
+//! `scatter root --node A --node B`: the root learns from each leaf node which shards it
+//! serves (no per-shard `--shard` lists) and searches them all; a root whose nodes leave a
+//! shard uncovered refuses to start, naming the missing shards. A second leaf on a shard
+//! directory in use is refused at start.
+
+mod common;
+
+use common::{build, sample_corpus, Proc};
+use std::process::{Command, Stdio};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_say_what_they_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&sample_corpus(), 4, dir.path());
+    let manifest = scatter_core::Manifest::load(dir.path()).unwrap();
+    let path = |k| manifest.shard_path(dir.path(), k);
+    let a = Proc::node(&[path(0), path(1)]);
+    let b = Proc::node(&[path(2), path(3)]);
+    let root = Proc::start(&[
+        "root",
+        "--listen",
+        "127.0.0.1:0",
+        "--node",
+        &a.addr,
+        "--node",
+        &b.addr,
+    ]);
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/search?q=web&size=3", root.addr);
+    let mut body = serde_json::Value::Null;
+    for _ in 0..100 {
+        body = http.get(&url).send().await.unwrap().json().await.unwrap();
+        if body["shards"]["successful"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(body["shards"]["total"], 4, "{body}");
+    assert_eq!(body["shards"]["successful"], 4, "{body}");
+
+    // Only one node: shards 2 and 3 have none, and the root says so instead of starting.
+    let out = Command::new(env!("CARGO_BIN_EXE_scatter"))
+        .args(["root", "--listen", "127.0.0.1:0", "--node", &a.addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[2, 3]") && stderr.contains("of 4"),
+        "{stderr}"
+    );
+
+    // A second leaf on a directory in use is refused at start.
+    let out = Command::new(env!("CARGO_BIN_EXE_scatter"))
+        .args([
+            "leaf",
+            "--listen",
+            "127.0.0.1:0",
+            "--index",
+            path(0).to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another scatter process"),
+        "{stderr}"
+    );
+}
