@@ -285,10 +285,10 @@ async fn a_new_empty_replica_is_filled_from_its_peer() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        state["shards"][0]["replicas"][1]["state"]["repairs"], 1,
-        "{state}"
-    );
+    // Filled by a copy (a merge may follow under load: the copy is a new history the root
+    // then confirms against its peer); what matters is the data below.
+    let repairs = state["shards"][0]["replicas"][1]["state"]["repairs"].as_u64();
+    assert!(repairs >= Some(1), "{state}");
     for q in ["web server", "python library", "title:editor"] {
         assert_eq!(
             leaf_search(&s0.addr, q).await,

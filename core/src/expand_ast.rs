@@ -8,7 +8,7 @@ use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, Occur, Query, QueryPars
 use tantivy::query_grammar::{Delimiter, UserInputAst, UserInputLeaf, UserInputLiteral};
 use tantivy::schema::Field;
 
-use crate::expansion::{min_fuzzy_len, ExpandedTerm, Expansion, MAX_EDIT_DISTANCE};
+use crate::expansion::{min_fuzzy_len, ExpandedTerm, Expansion, MAX_EDIT_DISTANCE, MAX_FUZZY_LEN};
 use crate::query::QueryError;
 
 /// A field a word may search: its id, boost, and whether its terms are lowercased text
@@ -124,6 +124,11 @@ impl AstBuilder<'_> {
                 )));
             }
             let len = word.chars().count();
+            if len > MAX_FUZZY_LEN {
+                return Err(QueryError::Syntax(format!(
+                    "a fuzzy word of {len} characters; at most {MAX_FUZZY_LEN}"
+                )));
+            }
             if len < min_fuzzy_len(d) {
                 return Err(QueryError::Syntax(format!(
                     "{shown}: a word with {d} edit(s) needs at least {} characters",
@@ -175,6 +180,10 @@ pub fn typos_for(len: usize) -> u8 {
 /// Shortest last word of a search box read as a prefix too.
 pub const MIN_AUTO_PREFIX: usize = 3;
 
+/// Search-box words that get typo variants (the first ones; the rest match as typed), so a
+/// long text does not build an automaton per word.
+pub const MAX_TYPO_WORDS: usize = 10;
+
 impl AstBuilder<'_> {
     /// The search box (`query_mode=lenient`): `ast` as [`AstBuilder::build`] reads it, and
     /// every bare word also matches its typos ([`typos_for`]) and, for the last word, as a
@@ -219,7 +228,8 @@ impl AstBuilder<'_> {
             UserInputAst::Leaf(leaf) => match *leaf {
                 UserInputLeaf::Literal(l) if is_bare_word(&l) => {
                     *seen += 1;
-                    self.box_word(l, *seen == words)
+                    let typos = *seen <= MAX_TYPO_WORDS;
+                    self.box_word(l, typos, *seen == words)
                 }
                 other => self.build(UserInputAst::Leaf(Box::new(other))),
             },
@@ -227,13 +237,18 @@ impl AstBuilder<'_> {
     }
 
     /// A search-box word: itself, its typos and (the last word) its prefix.
-    fn box_word(&self, l: UserInputLiteral, last: bool) -> Result<Box<dyn Query>, QueryError> {
+    fn box_word(
+        &self,
+        l: UserInputLiteral,
+        typos: bool,
+        last: bool,
+    ) -> Result<Box<dyn Query>, QueryError> {
         let word = l.phrase.clone();
         let field = l.field_name.clone();
         let exact = self.build(UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(l))))?;
         let len = word.chars().count();
         let mut variants = Vec::new();
-        if typos_for(len) > 0 {
+        if typos && typos_for(len) > 0 && len <= MAX_FUZZY_LEN {
             variants.push(Expansion::Fuzzy(typos_for(len)));
         }
         if last && len >= MIN_AUTO_PREFIX {

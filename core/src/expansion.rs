@@ -21,6 +21,9 @@ pub const MAX_EXPANSIONS: usize = 1000;
 /// Largest edit distance of a fuzzy word.
 pub const MAX_EDIT_DISTANCE: u8 = 2;
 
+/// Longest fuzzy word, in characters: its automaton grows with its length.
+pub const MAX_FUZZY_LEN: usize = 64;
+
 /// Start of the error a too-wide word gives (a leaf reports it as the caller's error).
 pub const TOO_WIDE: &str = "expands to more than";
 
