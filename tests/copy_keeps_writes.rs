@@ -76,8 +76,22 @@ async fn a_copy_repair_keeps_the_writes_the_replica_took() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Every acknowledged write is served (a 503 while the root confirms the copied replica's
+    // new history is honest, a 404 would not be).
     for id in &acked {
-        assert_eq!(c.get_document(id).await.0, 200, "{id}");
+        let start = Instant::now();
+        loop {
+            let status = c.get_document(id).await.0;
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 503, "{id}: never a confident miss");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{id}: still {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 

@@ -65,11 +65,20 @@ async fn nodes_of_several_shards_answer_like_single_shard_leaves() {
     let (one, four) = (dir.path().join("s1"), dir.path().join("s4"));
     build(&sample_corpus(), 1, &one);
     build(&sample_corpus(), 4, &four);
-    let dirs = shard_dirs(&four, 4);
+    // Each layout on its own copy of the build: one process per shard directory.
+    let copies: Vec<std::path::PathBuf> =
+        (0..3).map(|i| dir.path().join(format!("s4-{i}"))).collect();
+    for copy in &copies {
+        common::copy_dir(&four, copy);
+        for (from, to) in shard_dirs(&four, 4).iter().zip(shard_dirs(copy, 4)) {
+            common::copy_dir(from, &to);
+        }
+    }
+    let dirs: Vec<Vec<std::path::PathBuf>> = copies.iter().map(|c| shard_dirs(c, 4)).collect();
     // 4 nodes of one shard each (the old layout), 2 nodes of 2, 1 node of 4.
-    let singles: Vec<Proc> = dirs.iter().map(|d| Proc::leaf(d)).collect();
-    let pairs = [Proc::node(&dirs[..2]), Proc::node(&dirs[2..])];
-    let all = Proc::node(&dirs);
+    let singles: Vec<Proc> = dirs[0].iter().map(|d| Proc::leaf(d)).collect();
+    let pairs = [Proc::node(&dirs[1][..2]), Proc::node(&dirs[1][2..])];
+    let all = Proc::node(&dirs[2]);
     let layouts: Vec<Vec<Vec<String>>> = vec![
         singles.iter().map(|p| vec![p.addr.clone()]).collect(),
         (0..4).map(|k| vec![pairs[k / 2].addr.clone()]).collect(),

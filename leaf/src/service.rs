@@ -195,8 +195,14 @@ impl CallMetrics {
 #[tonic::async_trait]
 impl Leaf for LeafService {
     async fn info(&self, request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        let shard = self.node.get(request.into_inner().shard)?.shard();
+        // Without a shard, a node of several describes its first one: `node_shards` says
+        // what it serves (how a root given `--node` learns the layout).
+        let asked = request.into_inner().shard;
         let node_shards = self.node.ids();
+        let shard = self
+            .node
+            .get(asked.or(node_shards.first().copied()))?
+            .shard();
         match tokio::task::spawn_blocking(move || shard.info()).await {
             Ok(mut info) => {
                 metrics::gauge!("scatter_leaf_docs", "shard" => info.shard_id.to_string())
