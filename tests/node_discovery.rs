@@ -39,36 +39,36 @@ async fn nodes_say_what_they_serve() {
     assert_eq!(body["shards"]["successful"], 4, "{body}");
 
     // Only one node: shards 2 and 3 have none, and the root says so instead of starting.
-    let out = Command::new(env!("CARGO_BIN_EXE_scatter"))
-        .args(["root", "--listen", "127.0.0.1:0", "--node", &a.addr])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["root", "--listen", "127.0.0.1:0", "--node", &a.addr]);
     assert!(
         stderr.contains("[2, 3]") && stderr.contains("of 4"),
         "{stderr}"
     );
 
     // A second leaf on a directory in use is refused at start.
-    let out = Command::new(env!("CARGO_BIN_EXE_scatter"))
-        .args([
-            "leaf",
-            "--listen",
-            "127.0.0.1:0",
-            "--index",
-            path(0).to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shard0 = path(0);
+    let leaf = [
+        "leaf",
+        "--listen",
+        "127.0.0.1:0",
+        "--index",
+        shard0.to_str().unwrap(),
+    ];
+    let stderr = refused(&leaf);
     assert!(
         stderr.contains("in use by another scatter process"),
         "{stderr}"
     );
+}
+
+/// Runs `scatter ARGS`, which must fail at start; its standard error.
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_scatter"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
