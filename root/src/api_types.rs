@@ -81,13 +81,14 @@ pub struct SearchParams {
     pub pit: Option<String>,
     /// A point in time to read: every page sees the documents it saw when opened.
     pub pit_id: Option<String>,
-    /// Stored fields each hit returns: comma-separated names (GET) or an array (POST), a
-    /// trailing `*` matching a prefix; default `*` (all). Unknown names match nothing.
-    #[schema(value_type = Option<Vec<String>>)]
+    /// Stored fields each hit returns: comma-separated names (GET) or a string or an array
+    /// of strings (POST), a trailing `*` matching a prefix; default `*` (all). Unknown names
+    /// match nothing.
+    #[schema(value_type = Option<serde_json::Value>)]
     #[param(value_type = Option<String>)]
     pub fields: Option<Filters>,
     /// Indented JSON (any value but `false`; also on every other endpoint).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     #[param(value_type = Option<String>)]
     pub pretty: Option<serde::de::IgnoredAny>,
 }
