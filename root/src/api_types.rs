@@ -178,7 +178,7 @@ impl<'de> Deserialize<'de> for Filters {
             Ok(OneOrMany::One(s)) => Ok(Filters(vec![s])),
             Ok(OneOrMany::Many(v)) => Ok(Filters(v)),
             Err(_) => Err(serde::de::Error::custom(
-                "filter must be a string or an array of strings",
+                "expected a string or an array of strings",
             )),
         }
     }
