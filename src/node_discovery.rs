@@ -11,6 +11,9 @@ use scatter_core::limits::MAX_MESSAGE_BYTES;
 use scatter_proto::leaf_api::{Grpc, LeafApi};
 use scatter_proto::v1::InfoRequest;
 
+/// Most shards a cluster learnt from its nodes may have.
+pub const MAX_SHARDS: u32 = 65_536;
+
 /// How long a starting root waits for every `--node` to answer.
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -94,6 +97,11 @@ pub fn layout(
         counts.len() == 1,
         "the nodes disagree on the shard count ({counts:?}): they are not one cluster"
     );
+    // Checked before the layout is allocated: a node's word is not trusted with memory.
+    anyhow::ensure!(
+        (1..=MAX_SHARDS).contains(&num_shards),
+        "a node reports {num_shards} shards; at most {MAX_SHARDS}"
+    );
     let mut shards = vec![Vec::new(); num_shards as usize];
     for addr in nodes {
         for &k in &answers[addr].shards {
@@ -147,5 +155,11 @@ mod tests {
             ("b:1".to_string(), serves(2, &[0, 1])),
         ]);
         assert!(layout(&nodes, &answers).is_err());
+        let answers = BTreeMap::from([
+            ("a:1".to_string(), serves(u32::MAX, &[0])),
+            ("b:1".to_string(), serves(u32::MAX, &[1])),
+        ]);
+        let e = layout(&nodes, &answers).unwrap_err().to_string();
+        assert!(e.contains("at most"), "{e}");
     }
 }

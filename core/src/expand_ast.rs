@@ -69,6 +69,8 @@ pub struct AstBuilder<'a> {
     pub fields: &'a [WordField],
     /// The default fields (indexes into `fields`).
     pub defaults: &'a [usize],
+    /// A search box: a too-wide prefix matches nothing instead of failing the query.
+    pub lenient: bool,
 }
 
 impl AstBuilder<'_> {
@@ -103,7 +105,7 @@ impl AstBuilder<'_> {
     /// One expanded word, on its field or on every default field (each with its boost).
     fn word(&self, l: &UserInputLiteral) -> Result<Box<dyn Query>, QueryError> {
         let (expansion, word) = expansion_of(l).expect("an expanded word");
-        self.expanded(l.field_name.as_deref(), word, expansion)
+        self.expanded(l.field_name.as_deref(), word, expansion, self.lenient)
     }
 
     /// `word` expanded on `field` (or every default field, each with its boost).
@@ -112,6 +114,7 @@ impl AstBuilder<'_> {
         field: Option<&str>,
         word: &str,
         expansion: Expansion,
+        optional: bool,
     ) -> Result<Box<dyn Query>, QueryError> {
         let shown = match expansion {
             Expansion::Prefix => format!("{word}*"),
@@ -148,8 +151,11 @@ impl AstBuilder<'_> {
                 true => word.to_lowercase(),
                 false => word.to_string(),
             };
-            let q: Box<dyn Query> =
-                Box::new(ExpandedTerm::new(f.field, text, expansion, shown.clone()));
+            let q = ExpandedTerm::new(f.field, text, expansion, shown.clone());
+            let q: Box<dyn Query> = match optional {
+                true => Box::new(q.optional()),
+                false => Box::new(q),
+            };
             let q = match f.boost {
                 Some(b) => Box::new(BoostQuery::new(q, b)),
                 None => q,
@@ -256,7 +262,7 @@ impl AstBuilder<'_> {
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, exact)];
         for v in variants {
-            if let Ok(q) = self.expanded(field.as_deref(), &word, v) {
+            if let Ok(q) = self.expanded(field.as_deref(), &word, v, true) {
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(q, VARIANT_BOOST))));
             }
         }

@@ -45,6 +45,8 @@ pub struct ExpandedTerm {
     expansion: Expansion,
     /// What the user typed, for errors.
     shown: String,
+    /// A search box's completion: too wide, it matches nothing instead of failing the query.
+    optional: bool,
 }
 
 impl ExpandedTerm {
@@ -56,7 +58,16 @@ impl ExpandedTerm {
             text,
             expansion,
             shown,
+            optional: false,
         }
+    }
+
+    /// This word as a search box's completion: a prefix wider than [`MAX_EXPANSIONS`] terms
+    /// in a segment matches nothing there instead of failing the query (a search box never
+    /// fails while the user types; the exact words still match).
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 
     fn inner(&self) -> FuzzyTermQuery {
@@ -113,7 +124,10 @@ pub fn min_fuzzy_len(distance: u8) -> usize {
 impl Query for ExpandedTerm {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
         if let Some(searcher) = scoring.searcher() {
-            self.check_width(searcher)?;
+            match self.check_width(searcher) {
+                Err(_) if self.optional => return tantivy::query::EmptyQuery.weight(scoring),
+                checked => checked?,
+            }
         }
         self.inner().weight(scoring)
     }
@@ -147,6 +161,8 @@ mod tests {
         assert!(e.contains(TOO_WIDE) && e.contains("ab*"), "{e}");
         let narrow = ExpandedTerm::new(f, "ab0001".into(), Expansion::Prefix, "ab0001*".into());
         assert_eq!(searcher.search(&narrow, &Count).unwrap(), 10);
+        let completion = wide.clone().optional();
+        assert_eq!(searcher.search(&completion, &Count).unwrap(), 0);
         let fuzzy = ExpandedTerm::new(f, "zy".into(), Expansion::Fuzzy(1), "zy~1".into());
         assert_eq!(searcher.search(&fuzzy, &Count).unwrap(), 1);
     }

@@ -163,6 +163,7 @@ impl ScatterQueryParser {
             parser: &self.parser,
             fields: &self.words,
             defaults: &self.defaults,
+            lenient: mode == QueryMode::Lenient,
         };
         match mode {
             QueryMode::Strict => {

@@ -29,6 +29,8 @@ pub const SAMPLE_DOCS: usize = 20_000;
 pub const KEYWORD_MAX_LEN: f64 = 32.0;
 /// Distinct values a keyword may have regardless of the document count.
 pub const KEYWORD_MAX_DISTINCT: usize = 1_000;
+/// Most distinct field names followed (beyond, further names are left out and counted).
+pub const MAX_FIELDS: usize = 1_000;
 /// Distinct values remembered per field (beyond, it is "many").
 const DISTINCT_CAP: usize = 20_000;
 
@@ -45,7 +47,8 @@ struct Seen {
     objects: usize,
     string_chars: usize,
     with_spaces: usize,
-    distinct: HashSet<String>,
+    /// Hashes of the distinct strings (not the strings: memory stays per field, not per byte).
+    distinct: HashSet<u64>,
 }
 
 impl Seen {
@@ -68,7 +71,9 @@ impl Seen {
                 );
                 self.dates += usize::from(date.is_ok());
                 if self.distinct.len() < DISTINCT_CAP {
-                    self.distinct.insert(s.clone());
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(s, &mut h);
+                    self.distinct.insert(std::hash::Hasher::finish(&h));
                 }
             }
             Value::Array(items) => items.iter().for_each(|i| self.add(i)),
@@ -129,7 +134,7 @@ pub struct Inferred {
 pub fn infer(input: &Path) -> anyhow::Result<Inferred> {
     let mut reader = JsonlReader::open(input)?;
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    let mut sampled = 0;
+    let (mut sampled, mut too_many) = (0, 0usize);
     while sampled < SAMPLE_DOCS {
         let Some(line) = reader.next_line()? else {
             break;
@@ -140,6 +145,10 @@ pub fn infer(input: &Path) -> anyhow::Result<Inferred> {
         };
         sampled += 1;
         for (k, v) in &doc {
+            if !seen.contains_key(k) && seen.len() >= MAX_FIELDS {
+                too_many += 1;
+                continue;
+            }
             let s = seen.entry(k.clone()).or_default();
             s.docs += 1;
             s.add(v);
@@ -155,7 +164,14 @@ pub fn infer(input: &Path) -> anyhow::Result<Inferred> {
         "{}: the documents have no \"id\" field (every document needs a unique string id)",
         input.display()
     );
-    Ok(schema_of(seen, sampled))
+    let mut inferred = schema_of(seen, sampled);
+    if too_many > 0 {
+        let what = format!("{too_many} values of fields past the first {MAX_FIELDS} names");
+        inferred
+            .left_out
+            .push((what, "too many distinct field names"));
+    }
+    Ok(inferred)
 }
 
 fn schema_of(seen: BTreeMap<String, Seen>, sampled: usize) -> Inferred {

@@ -16,8 +16,9 @@ use crate::error::ApiError;
 pub const MAX_FIELD_PATTERNS: usize = 100;
 /// Longest name in `fields`.
 pub const MAX_FIELD_PATTERN_LEN: usize = 256;
-/// Largest answer `pretty` re-indents (beyond, it is sent as is).
-const MAX_PRETTY_BYTES: usize = 64 << 20;
+/// Largest answer `pretty` re-indents (beyond, or of unknown size, it is sent as is:
+/// indenting takes a few copies of it, outside the searches' memory budget).
+const MAX_PRETTY_BYTES: usize = 16 << 20;
 
 /// Which stored fields each hit returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +106,12 @@ pub async fn pretty(req: Request, next: Next) -> Response {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
+    let known = axum::body::HttpBody::size_hint(&body).exact();
+    if known.is_none_or(|n| n > MAX_PRETTY_BYTES as u64) {
+        return Response::from_parts(parts, body);
+    }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_PRETTY_BYTES).await else {
-        return ApiError::unavailable("the answer was too large to indent").into_response();
+        return ApiError::unavailable("the answer could not be read to indent").into_response();
     };
     let indented = serde_json::from_slice::<Value>(&bytes)
         .ok()
