@@ -599,7 +599,11 @@ async fn root(args: RootArgs) -> anyhow::Result<()> {
     let shards = match &args.cluster {
         Some(path) => ClusterFile::load(path)?.shards,
         None if !args.nodes.is_empty() => crate::node_discovery::discover(&args.nodes).await?,
-        None => args.shards.iter().map(|s| parse_shard_flag(s)).collect(),
+        None => {
+            let lists: Vec<Vec<String>> = args.shards.iter().map(|s| parse_shard_flag(s)).collect();
+            crate::node_discovery::check_lists(&lists).await?;
+            lists
+        }
     };
     let shards = args.local_shards.start(shards, shutdown_signal()).await?;
     let mut config = RootConfig::new(args.listen, shards);

@@ -83,6 +83,70 @@ pub async fn discover(nodes: &[String]) -> anyhow::Result<Vec<Vec<String>>> {
     layout(nodes, &answers)
 }
 
+/// How long a starting root given `--shard` lists waits for their nodes before starting
+/// anyway (a node that is down is the prober's business, not a reason to refuse).
+pub const LIST_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Checks `--shard` lists against what their nodes say they serve: a node that answers and
+/// reports another shard count than the number of lists, or does not serve the shard whose list
+/// names it, is a layout that cannot work — refused with the missing shards named. Nodes that
+/// do not answer within [`LIST_CHECK_TIMEOUT`] are left to the prober (logged).
+pub async fn check_lists(lists: &[Vec<String>]) -> anyhow::Result<()> {
+    let mut asks = tokio::task::JoinSet::new();
+    let addrs: std::collections::BTreeSet<&String> =
+        lists.iter().flatten().filter(|a| *a != "local").collect();
+    for addr in addrs {
+        let addr = addr.clone();
+        asks.spawn(async move {
+            let answer = tokio::time::timeout(LIST_CHECK_TIMEOUT, ask(&addr)).await;
+            (addr, answer)
+        });
+    }
+    let mut answers = BTreeMap::new();
+    while let Some(joined) = asks.join_next().await {
+        match joined? {
+            (addr, Ok(Ok(serves))) => {
+                answers.insert(addr, serves);
+            }
+            (addr, Ok(Err(e))) => tracing::warn!(%addr, "not checked at start: {e:#}"),
+            (addr, Err(_)) => tracing::warn!(%addr, "not checked at start: no answer in time"),
+        }
+    }
+    lists_agree(lists, &answers)
+}
+
+/// Whether `lists` (one per shard) agree with what the nodes in `answers` serve.
+pub fn lists_agree(
+    lists: &[Vec<String>],
+    answers: &BTreeMap<String, NodeServes>,
+) -> anyhow::Result<()> {
+    let given = lists.len();
+    for (addr, serves) in answers {
+        let num_shards = serves.num_shards as usize;
+        if num_shards != given {
+            let missing: Vec<usize> = (given..num_shards).collect();
+            let hint = match missing.is_empty() {
+                false => format!("no --shard list for shard(s) {missing:?}"),
+                true => format!("{} --shard list(s) too many", given - num_shards),
+            };
+            anyhow::bail!(
+                "{addr} serves an index of {num_shards} shards, but {given} --shard list(s) \
+                 were given: {hint} (one --shard list per shard, in shard order; or use --node)"
+            );
+        }
+        for (k, list) in lists.iter().enumerate() {
+            if list.contains(addr) && !serves.shards.contains(&(k as u32)) {
+                anyhow::bail!(
+                    "{addr} is in the --shard list of shard {k} but serves shard(s) {:?} \
+                     (one --shard list per shard, in shard order; or use --node)",
+                    serves.shards
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The layout `answers` describe, in `nodes` order within each shard; an error naming the
 /// missing shards, or nodes that disagree on the shard count.
 pub fn layout(
@@ -161,5 +225,25 @@ mod tests {
         ]);
         let e = layout(&nodes, &answers).unwrap_err().to_string();
         assert!(e.contains("at most"), "{e}");
+    }
+
+    #[test]
+    fn shard_lists_must_match_what_nodes_serve() {
+        let lists = vec![vec!["a:1".to_string()], vec!["b:1".to_string()]];
+        let ok = BTreeMap::from([
+            ("a:1".to_string(), serves(2, &[0])),
+            ("b:1".to_string(), serves(2, &[1])),
+        ]);
+        lists_agree(&lists, &ok).unwrap();
+        lists_agree(&lists, &BTreeMap::new()).unwrap();
+        let more = BTreeMap::from([("a:1".to_string(), serves(4, &[0]))]);
+        let e = lists_agree(&lists, &more).unwrap_err().to_string();
+        assert!(e.contains("[2, 3]") && e.contains("4 shards"), "{e}");
+        let swapped = BTreeMap::from([("a:1".to_string(), serves(2, &[1]))]);
+        let e = lists_agree(&lists, &swapped).unwrap_err().to_string();
+        assert!(e.contains("shard 0 but serves shard(s) [1]"), "{e}");
+        let fewer = BTreeMap::from([("a:1".to_string(), serves(1, &[0]))]);
+        let e = lists_agree(&lists, &fewer).unwrap_err().to_string();
+        assert!(e.contains("too many"), "{e}");
     }
 }

@@ -45,6 +45,16 @@ async fn nodes_say_what_they_serve() {
         "{stderr}"
     );
 
+    // `--shard` lists that do not match what the nodes serve: refused, naming what is missing.
+    let stderr = refused(&["root", "--listen", "127.0.0.1:0", "--shard", &a.addr]);
+    assert!(
+        stderr.contains("no --shard list for shard(s) [1, 2, 3]"),
+        "{stderr}"
+    );
+    let two = format!("--shard={}", a.addr);
+    let stderr = refused(&["root", "--listen", "127.0.0.1:0", &two, "--shard", &b.addr]);
+    assert!(stderr.contains("[2, 3]"), "{stderr}");
+
     // A second leaf on a directory in use is refused at start.
     let shard0 = path(0);
     let leaf = [
