@@ -367,7 +367,8 @@ struct BuildArgs {
     /// Output directory: gets manifest.json and shard-0 .. shard-{N-1}.
     #[arg(long)]
     out: PathBuf,
-    /// Schema file (TOML or JSON); default: id, title and body.
+    /// Schema file (TOML or JSON); default: inferred from the documents, printed and saved as
+    /// OUT/schema.toml.
     #[arg(long)]
     schema: Option<PathBuf>,
     /// Indexing memory budget over all shards, in MB.
@@ -379,6 +380,11 @@ struct BuildArgs {
     /// Replace an existing build in --out.
     #[arg(long)]
     force: bool,
+    /// When --out already holds a finished build (its manifest.json), keep it and succeed
+    /// without reading the input (a container's init step: a restart never drops live
+    /// writes); an unfinished build is redone.
+    #[arg(long, conflicts_with = "force")]
+    keep_existing: bool,
     /// Do not draw a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -453,6 +459,14 @@ fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtim
 }
 
 fn index_build(args: BuildArgs) -> anyhow::Result<()> {
+    let manifest = args.out.join(scatter_core::manifest::MANIFEST_FILE);
+    if args.keep_existing && manifest.exists() {
+        println!(
+            "{} holds a build: kept (--keep-existing)",
+            args.out.display()
+        );
+        return Ok(());
+    }
     let schema = match &args.schema {
         Some(path) => ScatterSchema::from_file(path)?,
         None => inferred_schema(&args.input, &args.out)?,
@@ -464,7 +478,7 @@ fn index_build(args: BuildArgs) -> anyhow::Result<()> {
         schema,
         memory_mb: args.memory_mb,
         strict: args.strict,
-        force: args.force,
+        force: args.force || args.keep_existing,
         progress: !args.no_progress,
     })?;
     print!("{report}");

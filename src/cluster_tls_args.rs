@@ -53,6 +53,30 @@ pub struct CertsArgs {
     /// Node names, comma-separated: one certificate each (default: one named `node`).
     #[arg(long, value_delimiter = ',', default_value = "node")]
     pub nodes: Vec<String>,
+    /// When --out already holds ca.pem and every node's certificate, keep them and succeed (a
+    /// container's init step: running processes keep trusting each other after a restart).
+    #[arg(long)]
+    pub keep_existing: bool,
+}
+
+/// Whether `out` holds a CA and a certificate and key for every node in `nodes`; an error when
+/// it holds a CA but not all of them (new certificates would need the old CA's key).
+fn complete_set(out: &Path, nodes: &[String]) -> anyhow::Result<bool> {
+    if !out.join("ca.pem").exists() {
+        return Ok(false);
+    }
+    let missing: Vec<&String> = nodes
+        .iter()
+        .filter(|n| {
+            !out.join(format!("{n}.pem")).exists() || !out.join(format!("{n}-key.pem")).exists()
+        })
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{} holds a CA but no certificate for {missing:?}: remove the directory to start over",
+        out.display()
+    );
+    Ok(true)
 }
 
 /// Writes a new CA and one certificate per node. Every node
@@ -62,6 +86,13 @@ pub fn certs(args: &CertsArgs) -> anyhow::Result<()> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     };
+    if args.keep_existing && complete_set(&args.out, &args.nodes)? {
+        println!(
+            "{} holds the certificates: kept (--keep-existing)",
+            args.out.display()
+        );
+        return Ok(());
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ca_key = KeyPair::generate()?;

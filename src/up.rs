@@ -92,6 +92,7 @@ fn cluster_tls(args: &UpArgs) -> anyhow::Result<()> {
         crate::cluster_tls_args::certs(&crate::cluster_tls_args::CertsArgs {
             out: dir.clone(),
             nodes: vec!["node".to_string()],
+            keep_existing: false,
         })?;
     }
     let read = |name: &str| {
