@@ -1,9 +1,13 @@
 //! The web page at `/`: one HTML file with its script and style, compiled into the binary (no
-//! CDN, no network). Search (lenient text, facets from terms aggregations on the schema's
-//! keyword fields, snippets, paging) with the per-shard view of each query from `profile`
-//! (which replica answered, hedges, failovers, the leaf's own time, coverage and failures);
-//! and the cluster (`#cluster`: shards, replicas, their state, latency estimates, statistics
-//! tables, caches) from `/cluster`.
+//! CDN, no network). A landing summary (documents, shards, fields, examples taken from the
+//! data); search as you type (lenient text, debounced) with the query, filters, sort, page size
+//! and page in the URL; facets from the schema's fast fields (terms for keywords, magnitude
+//! ranges for numbers, yearly histograms for dates: a click adds the filter); sort and page-size
+//! controls; a document view (every stored field and its JSON, from `GET /documents/{id}`); the
+//! per-shard view of each query from `profile` (which replica answered, hedges, failovers, the
+//! leaf's own time, with a legend, and the root's phases); and the cluster (`#cluster`:
+//! replicas, their state and latency estimates, statistics tables and caches as tables). It
+//! works from 400 px wide up (tests/web_page.rs checks what is visible at 1400 and 400 px).
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};

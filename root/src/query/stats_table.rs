@@ -414,7 +414,8 @@ impl StatsTable {
                 let t = slot.table.as_ref();
                 serde_json::json!({
                     "shard": g.shard,
-                    "generation": t.map(|t| t.generation),
+                    // 64-bit: a string, as JavaScript numbers cannot hold it.
+                    "generation": t.map(|t| t.generation.to_string()),
                     "terms": t.map(|t| t.terms),
                     "bytes": t.map(|t| t.bytes),
                     "current": current,
@@ -425,7 +426,7 @@ impl StatsTable {
         let merged = self.merged.lock().expect("merged").clone();
         serde_json::json!({
             "merged": merged.map(|m| serde_json::json!({
-                "generations": m.0,
+                "generations": m.0.iter().map(u64::to_string).collect::<Vec<_>>(),
                 "terms": m.1.terms,
                 "bytes": m.1.bytes,
             })),
