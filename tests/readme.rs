@@ -1,5 +1,5 @@
-//! The README's examples, run as printed against `scatter up` on the bundled corpus, so they
-//! cannot go stale: every `sh` block that calls `curl` (and no `scatter`/`cargo`) runs in bash
+//! The README's examples (and those of docs/api.md), run as printed against `scatter up` on the
+//! bundled corpus, so they cannot go stale: every `sh` block that calls `curl` (and no `scatter`/`cargo`) runs in bash
 //! with `localhost:8080` pointed at the live cluster; every `curl` must answer 2xx — except a
 //! line marked `# → 4xx`, which must answer that status — and every answer with hits must have
 //! some (an example on a field the corpus lacks would silently find nothing). The Python and
@@ -77,18 +77,26 @@ curl() {{
 "#,
         answers = answers.display()
     );
+    // A `# → 4xx` marker applies to the command it ends (which may start lines above, after
+    // a line ending in `\`).
+    let mut lines: Vec<String> = Vec::new();
+    let mut start = 0;
     for line in block.replace("localhost:8080", addr).lines() {
+        let continues = lines.last().is_some_and(|l| l.trim_end().ends_with('\\'));
+        if !continues {
+            start = lines.len();
+        }
         match line.split_once("# → ") {
             Some((command, status)) => {
                 let want = &status.trim()[..1];
-                script.push_str(&format!("WANT={want} {command}\n"));
+                lines.push(command.to_string());
+                lines[start] = format!("WANT={want} {}", lines[start]);
             }
-            None => {
-                script.push_str(line);
-                script.push('\n');
-            }
+            None => lines.push(line.to_string()),
         }
     }
+    script.push_str(&lines.join("\n"));
+    script.push('\n');
     script
 }
 
@@ -131,20 +139,27 @@ fn every_readme_example_runs_against_scatter_up() {
     let (_up, addr) = start_up(dir.path());
 
     let mut ran = 0;
-    for (k, block) in blocks(&readme, "sh").iter().enumerate() {
-        let runs_here = block.contains("curl ")
-            && !block.lines().any(|l| {
-                let l = l.trim_start();
-                l.starts_with("scatter ") || l.starts_with("cargo ")
-            });
-        if !runs_here {
-            continue;
+    let api =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api.md")).unwrap();
+    for (doc, text) in [("readme", &readme), ("api", &api)] {
+        for (k, block) in blocks(text, "sh").iter().enumerate() {
+            let runs_here = block.contains("curl ")
+                && !block.lines().any(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("scatter ") || l.starts_with("cargo ")
+                });
+            if !runs_here {
+                continue;
+            }
+            let answers = dir.path().join(format!("answers-{doc}-{k}"));
+            std::fs::create_dir_all(&answers).unwrap();
+            let script = checked_script(block, &addr, &answers);
+            run("bash", &["-c", &script]).expect("bash");
+            let count = check_answers(&answers);
+            if doc == "readme" {
+                ran += count;
+            }
         }
-        let answers = dir.path().join(format!("answers-{k}"));
-        std::fs::create_dir_all(&answers).unwrap();
-        let script = checked_script(block, &addr, &answers);
-        run("bash", &["-c", &script]).expect("bash");
-        ran += check_answers(&answers);
     }
     assert!(ran >= 15, "only {ran} curl examples ran");
 
