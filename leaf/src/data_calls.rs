@@ -19,6 +19,20 @@ use crate::shard::Shard;
 /// Per shard of a node-level call: the shard id and its answer.
 pub type PerShard<T> = Vec<(u32, Result<T, ShardError>)>;
 
+/// How a data call spreads its shards over threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// Every shard on the calling thread, one after another: for calls so light that a hand-off
+    /// to another thread (a wake-up, a futex) would cost more than the parallelism saves.
+    Inline,
+    /// At most one chunk per core: the first on the calling thread, the others on the
+    /// blocking pool.
+    Parallel,
+    /// Aggregations: one of the heavy permits first (half the cores), every chunk on the
+    /// blocking pool, never on the calling (gRPC) thread.
+    Heavy,
+}
+
 /// Runs data calls for one node.
 #[derive(Clone)]
 pub struct DataCalls {
@@ -68,21 +82,21 @@ impl DataCalls {
         permit.map_err(|_| Status::unavailable("leaf stopping"))
     }
 
-    /// Runs one data call over `targets`: fault, deadline, then `work` for each shard, the
-    /// shards split into at most one task per core (the first chunk on this thread, the
-    /// others on the blocking pool). A shard this node does not serve gets an error of its
-    /// own; the others still answer.
+    /// Runs one data call over `targets`: fault, deadline, then `work` for each shard, spread
+    /// over threads as `spread` says (see [`Spread`]). A shard this node does not serve gets
+    /// an error of its own; the others still answer.
     ///
-    /// A `heavy` call (aggregations) first waits, until its deadline, for one of the heavy
+    /// A heavy call (aggregations) first waits, until its deadline, for one of the heavy
     /// permits (half the cores), uses that many tasks, and runs every chunk on the blocking
     /// pool: it never holds a gRPC thread, and ordinary searches keep cores of their own.
     pub async fn run<T: Send + 'static>(
         &self,
         deadline: Option<Instant>,
         targets: Vec<(u32, Option<Arc<Shard>>)>,
-        heavy: bool,
+        spread: Spread,
         work: impl Fn(&Shard) -> Result<T, ShardError> + Send + Sync + 'static,
     ) -> Result<PerShard<T>, Status> {
+        let heavy = spread == Spread::Heavy;
         let _admitted = self.admitted.try_acquire().map_err(|_| {
             Status::resource_exhausted(format!(
                 "leaf overloaded: {MAX_LEAF_DATA_CALLS} data calls in flight"
@@ -107,7 +121,10 @@ impl DataCalls {
         } else {
             self.parallelism
         };
-        let per_task = targets.len().div_ceil(tasks.max(1)).max(1);
+        let per_task = match spread {
+            Spread::Inline => targets.len().max(1),
+            _ => targets.len().div_ceil(tasks.max(1)).max(1),
+        };
         let mut targets = targets.into_iter();
         let first: Vec<_> = match heavy {
             false => targets.by_ref().take(per_task).collect(),

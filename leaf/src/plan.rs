@@ -56,6 +56,12 @@ impl<'a> DocsPlan<'a> {
     }
 }
 
+/// Most postings (the query terms' cluster-wide document frequencies, scaled to the shards a
+/// node searches) of a search that a node runs on the calling thread, one shard after another:
+/// below it the thread hand-off of a parallel call (a wake-up of a blocking-pool thread and a
+/// futex round trip, 10–30 µs of CPU) costs more than searching the shards in parallel saves.
+pub const INLINE_MAX_POSTINGS: u64 = 20_000;
+
 /// A search request with everything shared by its shards prepared.
 pub struct SearchPlan {
     /// The request.
@@ -93,6 +99,30 @@ impl SearchPlan {
             stats,
             text_query,
         })
+    }
+
+    /// Whether this search is light enough to run inline (see [`INLINE_MAX_POSTINGS`]) on a
+    /// node searching `node_shards` shards of `shard`'s cluster. Unknown costs are not light:
+    /// local statistics, filters, aggregations, the search box's typo and prefix variants and
+    /// explicit `*`/`~` words (their expansions carry no document frequencies).
+    pub fn is_light(&self, node_shards: usize, shard: &crate::shard::Shard) -> bool {
+        let req = &*self.req;
+        let Some(stats) = &req.stats else {
+            return false;
+        };
+        if req.lenient
+            || !req.filters.is_empty()
+            || req.aggs.is_some()
+            || req.query.contains(['*', '~'])
+        {
+            return false;
+        }
+        let postings = stats
+            .term_freqs
+            .iter()
+            .fold(0u64, |sum, t| sum.saturating_add(t.doc_freq));
+        let num_shards = u64::from(shard.meta().num_shards.max(1));
+        postings.saturating_mul(node_shards as u64) / num_shards <= INLINE_MAX_POSTINGS
     }
 
     /// What to read of the kept hits' documents.

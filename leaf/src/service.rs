@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::data_calls::PerShard;
-use crate::data_calls::{watched, DataCalls};
+use crate::data_calls::{watched, DataCalls, Spread};
 use crate::error::ShardError;
 use crate::faults::Faults;
 use crate::node::{failed_status, fetch_kept, merge_search, split_located, ShardSet};
@@ -232,14 +232,16 @@ impl Leaf for LeafService {
             let plan = plan.map_err(status_of)?;
             let plan = Arc::new(plan);
             let asked = plan.clone();
+            let spread = match (req.aggs.is_some(), plan.is_light(targets.len(), &any)) {
+                (true, _) => Spread::Heavy,
+                (false, true) => Spread::Inline,
+                (false, false) => Spread::Parallel,
+            };
             let parts = self
                 .calls
-                .run(
-                    deadline,
-                    targets.clone(),
-                    req.aggs.is_some(),
-                    move |shard| shard.search_located(&asked),
-                )
+                .run(deadline, targets.clone(), spread, move |shard| {
+                    shard.search_located(&asked)
+                })
                 .await?;
             if let Some(status) = whole_call_error(&parts) {
                 return Err(status);
@@ -297,7 +299,7 @@ impl Leaf for LeafService {
                 .collect();
             let parts = self
                 .calls
-                .run(deadline, targets, false, move |shard| {
+                .run(deadline, targets, Spread::Parallel, move |shard| {
                     shard.fetch(&asked[&shard.meta().shard])
                 })
                 .await?;
