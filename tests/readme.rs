@@ -163,32 +163,22 @@ fn every_readme_example_runs_against_scatter_up() {
     }
     assert!(ran >= 15, "only {ran} curl examples ran");
 
-    for block in blocks(&readme, "python") {
-        let code = block.replace("localhost:8080", &addr);
-        if let Some(out) = run("python3", &["-c", &code]) {
-            assert!(
-                out.split_whitespace()
+    // The client snippets print the total, then the ids.
+    let clients: [(&str, &str, &[&str]); 2] = [
+        ("python", "python3", &["-c"]),
+        ("javascript", "node", &["--input-type=module", "-e"]),
+    ];
+    for (lang, program, args) in clients {
+        for block in blocks(&readme, lang) {
+            let code = block.replace("localhost:8080", &addr);
+            let args: Vec<&str> = args.iter().copied().chain([code.as_str()]).collect();
+            if let Some(out) = run(program, &args) {
+                let total = out
+                    .split_whitespace()
                     .next()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap()
-                    > 0,
-                "{out}"
-            );
-        }
-    }
-    for block in blocks(&readme, "javascript") {
-        let code = block.replace("localhost:8080", &addr);
-        if let Some(out) = run("node", &["--input-type=module", "-e", &code]) {
-            assert!(
-                out.split_whitespace()
-                    .next()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap()
-                    > 0,
-                "{out}"
-            );
+                    .and_then(|t| t.parse::<u64>().ok());
+                assert!(total.is_some_and(|t| t > 0), "{lang}: {out}");
+            }
         }
     }
 }

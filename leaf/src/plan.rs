@@ -60,7 +60,7 @@ impl<'a> DocsPlan<'a> {
 /// node searches) of a search that a node runs on the calling thread, one shard after another:
 /// below it the thread hand-off of a parallel call (a wake-up of a blocking-pool thread and a
 /// futex round trip, 10–30 µs of CPU) costs more than searching the shards in parallel saves.
-pub const INLINE_MAX_POSTINGS: u64 = 20_000;
+pub const INLINE_MAX_POSTINGS: u64 = 50_000;
 
 /// A search request with everything shared by its shards prepared.
 pub struct SearchPlan {
