@@ -9,6 +9,8 @@
 //! Needs Docker and docker-compose (or `docker compose`); without them the test says so and
 //! passes, unless `SCATTER_REQUIRE_DOCKER=1` (CI sets it).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -85,14 +87,6 @@ impl Drop for Project {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET url` until `ok` holds for the JSON answer (up to ~60 s); the last answer.
 async fn until(http: &reqwest::Client, url: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
@@ -160,7 +154,7 @@ async fn the_image_runs_a_compose_cluster() {
     let project = Project {
         compose,
         name: format!("scatter-test-{}", std::process::id()),
-        port: free_port(),
+        port: common::free_port(),
     };
     project.run(&["up", "-d"]);
     let base = format!("http://127.0.0.1:{}", project.port);

@@ -15,7 +15,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{build, sample_corpus, Cluster};
+use common::{build, free_port, sample_corpus, Cluster};
 use fantoccini::{ClientBuilder, Locator};
 
 /// Kills chromedriver when dropped.
@@ -26,14 +26,6 @@ impl Drop for Driver {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs `expr` (a JavaScript expression) in the page; its value.

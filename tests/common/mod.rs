@@ -12,6 +12,15 @@ use scatter_core::ScatterSchema;
 use scatter_index_tools::BuildOptions;
 use serde_json::{json, Value};
 
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The bundled sample corpus.
 pub fn sample_corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/debian-sample.jsonl.gz")
