@@ -28,6 +28,11 @@ pub enum Spread {
     /// At most one chunk per core: the first on the calling thread, the others on the
     /// blocking pool.
     Parallel,
+    /// [`Spread::Inline`] when the node is saturated (as many data calls in flight as cores:
+    /// every core has work, so splitting buys no latency and costs hand-offs), else
+    /// [`Spread::Parallel`]. Only for calls of a known, bounded cost: inline work holds the
+    /// calling thread.
+    InlineWhenBusy,
     /// Aggregations: one of the heavy permits first (half the cores), every chunk on the
     /// blocking pool, never on the calling (gRPC) thread.
     Heavy,
@@ -83,9 +88,8 @@ impl DataCalls {
     }
 
     /// Runs one data call over `targets`: fault, deadline, then `work` for each shard, spread
-    /// over threads as `spread` says (see [`Spread`]); a parallel call runs inline when the
-    /// node already has as many data calls in flight as cores. A shard this node does not
-    /// serve gets an error of its own; the others still answer.
+    /// over threads as `spread` says (see [`Spread`]). A shard this node does not serve gets
+    /// an error of its own; the others still answer.
     ///
     /// A heavy call (aggregations) first waits, until its deadline, for one of the heavy
     /// permits (half the cores), uses that many tasks, and runs every chunk on the blocking
@@ -103,11 +107,10 @@ impl DataCalls {
                 "leaf overloaded: {MAX_LEAF_DATA_CALLS} data calls in flight"
             ))
         })?;
-        // Busy (as many data calls in flight as cores, this one included): every core already
-        // has work, so splitting this call over threads buys no latency and costs hand-offs.
         let in_flight = MAX_LEAF_DATA_CALLS - self.admitted.available_permits();
         let spread = match spread {
-            Spread::Parallel if in_flight >= self.parallelism => Spread::Inline,
+            Spread::InlineWhenBusy if in_flight >= self.parallelism => Spread::Inline,
+            Spread::InlineWhenBusy => Spread::Parallel,
             other => other,
         };
         let _heavy = match heavy {

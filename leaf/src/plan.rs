@@ -62,6 +62,24 @@ impl<'a> DocsPlan<'a> {
 /// futex round trip, 10–30 µs of CPU) costs more than searching the shards in parallel saves.
 pub const INLINE_MAX_POSTINGS: u64 = 50_000;
 
+/// Most postings of a search that a saturated node runs on the calling thread (see
+/// `Spread::InlineWhenBusy`): a bound on how long such work holds that thread (tens of
+/// milliseconds at most), so that a stream of costly queries cannot keep the async threads
+/// from answering probes and refusing load.
+pub const INLINE_WHEN_BUSY_MAX_POSTINGS: u64 = 1_000_000;
+
+/// How a node spreads a search over threads: aggregations are heavy; a search of known cost
+/// runs inline when light, inline when the node is busy when bounded, else in parallel.
+pub fn spread_of(aggs: bool, postings: Option<u64>) -> crate::data_calls::Spread {
+    use crate::data_calls::Spread;
+    match postings {
+        _ if aggs => Spread::Heavy,
+        Some(p) if p <= INLINE_MAX_POSTINGS => Spread::Inline,
+        Some(p) if p <= INLINE_WHEN_BUSY_MAX_POSTINGS => Spread::InlineWhenBusy,
+        _ => Spread::Parallel,
+    }
+}
+
 /// A search request with everything shared by its shards prepared.
 pub struct SearchPlan {
     /// The request.
@@ -101,28 +119,26 @@ impl SearchPlan {
         })
     }
 
-    /// Whether this search is light enough to run inline (see [`INLINE_MAX_POSTINGS`]) on a
-    /// node searching `node_shards` shards of `shard`'s cluster. Unknown costs are not light:
-    /// local statistics, filters, aggregations, the search box's typo and prefix variants and
-    /// explicit `*`/`~` words (their expansions carry no document frequencies).
-    pub fn is_light(&self, node_shards: usize, shard: &crate::shard::Shard) -> bool {
+    /// The postings this search reads on a node searching `node_shards` shards of `shard`'s
+    /// cluster: its terms' cluster-wide document frequencies, scaled to those shards. `None`
+    /// when unknown: local statistics, filters, aggregations, the search box's typo and prefix
+    /// variants and explicit `*`/`~` words (their expansions carry no document frequencies).
+    pub fn postings(&self, node_shards: usize, shard: &crate::shard::Shard) -> Option<u64> {
         let req = &*self.req;
-        let Some(stats) = &req.stats else {
-            return false;
-        };
+        let stats = req.stats.as_ref()?;
         if req.lenient
             || !req.filters.is_empty()
             || req.aggs.is_some()
             || req.query.contains(['*', '~'])
         {
-            return false;
+            return None;
         }
         let postings = stats
             .term_freqs
             .iter()
             .fold(0u64, |sum, t| sum.saturating_add(t.doc_freq));
         let num_shards = u64::from(shard.meta().num_shards.max(1));
-        postings.saturating_mul(node_shards as u64) / num_shards <= INLINE_MAX_POSTINGS
+        Some(postings.saturating_mul(node_shards as u64) / num_shards)
     }
 
     /// What to read of the kept hits' documents.
@@ -145,5 +161,22 @@ pub fn mode(lenient: bool) -> scatter_core::query::QueryMode {
         scatter_core::query::QueryMode::Lenient
     } else {
         scatter_core::query::QueryMode::Strict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_calls::Spread;
+
+    #[test]
+    fn only_searches_of_known_bounded_cost_hold_the_calling_thread() {
+        assert_eq!(spread_of(true, Some(1)), Spread::Heavy);
+        assert_eq!(spread_of(false, Some(INLINE_MAX_POSTINGS)), Spread::Inline);
+        let medium = Some(INLINE_MAX_POSTINGS + 1);
+        assert_eq!(spread_of(false, medium), Spread::InlineWhenBusy);
+        let big = Some(INLINE_WHEN_BUSY_MAX_POSTINGS + 1);
+        assert_eq!(spread_of(false, big), Spread::Parallel);
+        assert_eq!(spread_of(false, None), Spread::Parallel);
     }
 }

@@ -26,6 +26,7 @@ use crate::data_calls::{watched, DataCalls, Spread};
 use crate::error::ShardError;
 use crate::faults::Faults;
 use crate::node::{failed_status, fetch_kept, merge_search, split_located, ShardSet};
+use crate::plan::spread_of;
 use crate::plan::SearchPlan;
 use crate::shard::Shard;
 use crate::snapshot::Snapshot;
@@ -232,11 +233,7 @@ impl Leaf for LeafService {
             let plan = plan.map_err(status_of)?;
             let plan = Arc::new(plan);
             let asked = plan.clone();
-            let spread = match (req.aggs.is_some(), plan.is_light(targets.len(), &any)) {
-                (true, _) => Spread::Heavy,
-                (false, true) => Spread::Inline,
-                (false, false) => Spread::Parallel,
-            };
+            let spread = spread_of(req.aggs.is_some(), plan.postings(targets.len(), &any));
             let parts = self
                 .calls
                 .run(deadline, targets.clone(), spread, move |shard| {
