@@ -100,6 +100,27 @@ pub enum QueryMode {
 /// Most filter clauses one search may carry.
 pub const MAX_FILTERS: usize = 32;
 
+/// A search's query text as its caller in this process already parsed it, handed to an
+/// in-process leaf node with the request (a tonic request extension, which never travels on
+/// the wire), so that a request's text is parsed once, not once by the root and again by the
+/// node. The node uses it only for the same text and mode; a remote node parses the text.
+#[derive(Clone, Debug)]
+pub struct ParsedText {
+    /// The text parsed.
+    pub text: String,
+    /// Whether it was parsed leniently ([`QueryMode::Lenient`]).
+    pub lenient: bool,
+    /// The parsed query (no filters).
+    pub query: std::sync::Arc<dyn Query>,
+}
+
+impl ParsedText {
+    /// A copy of the query for `text` parsed in mode `lenient`, if this is its parse.
+    pub fn query_for(&self, text: &str, lenient: bool) -> Option<Box<dyn Query>> {
+        (self.text == text && self.lenient == lenient).then(|| self.query.box_clone())
+    }
+}
+
 /// Parses query texts for one schema (tantivy's query language: terms, `AND`/`OR`, `+`/`-`,
 /// `"phrases"`, `field:term`, ranges, `*`). Terms without a field search the schema's default
 /// fields, each with its boost; the default operator is OR.
@@ -221,6 +242,16 @@ impl ScatterQueryParser {
         filters: &[String],
     ) -> Result<Box<dyn Query>, QueryError> {
         let query = self.parse_in(text, mode)?;
+        self.with_filters(query, filters)
+    }
+
+    /// `query` (a text parsed with [`ScatterQueryParser::parse_in`]) with `filters`, each a
+    /// query that must match and adds nothing to the score.
+    pub fn with_filters(
+        &self,
+        query: Box<dyn Query>,
+        filters: &[String],
+    ) -> Result<Box<dyn Query>, QueryError> {
         if filters.is_empty() {
             return Ok(query);
         }

@@ -29,6 +29,7 @@ impl Shard {
             self.parser(),
             self.schema(),
             std::sync::Arc::new(req.clone()),
+            None,
         )?;
         let (mut resp, located) = self.search_located(&plan)?;
         if req.fetch {

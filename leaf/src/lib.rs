@@ -35,6 +35,7 @@ pub mod node;
 pub mod pit;
 pub mod plan;
 pub mod repair;
+pub mod scoring;
 pub mod server;
 pub mod service;
 pub mod shard;

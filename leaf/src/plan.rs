@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use scatter_core::query::ScatterQueryParser;
+use scatter_core::query::{ParsedText, ScatterQueryParser};
 use scatter_proto::v1::{FetchRequest, SearchRequest};
-use tantivy::query::Query;
+use tantivy::query::{EnableScoring, Query, Weight};
 use tantivy::schema::Schema;
+use tantivy::Searcher;
 
 use crate::error::ShardError;
 use crate::stats::GlobalStatsProvider;
@@ -90,17 +91,25 @@ pub struct SearchPlan {
     pub stats: Option<GlobalStatsProvider>,
     /// The query text alone, when the kept hits' snippets or explanations are asked.
     text_query: Option<Box<dyn Query>>,
+    /// The query's scoring weight, made once for every shard of the call (see
+    /// [`SearchPlan::shared_weight`]).
+    weight: std::sync::OnceLock<Option<Box<dyn Weight>>>,
 }
 
 impl SearchPlan {
     /// Prepares `req` with a shard's parser and schema (any shard of the cluster: they share
-    /// them).
+    /// them); its text as `parsed` gives it when that is the parse of the request's text (an
+    /// in-process caller's), else parsed here.
     pub fn new(
         parser: &ScatterQueryParser,
         schema: &Schema,
         req: Arc<SearchRequest>,
+        parsed: Option<&ParsedText>,
     ) -> Result<Self, ShardError> {
-        let query = parser.parse_search(&req.query, mode(req.lenient), &req.filters)?;
+        let query = match parsed.and_then(|p| p.query_for(&req.query, req.lenient)) {
+            Some(text) => parser.with_filters(text, &req.filters)?,
+            None => parser.parse_search(&req.query, mode(req.lenient), &req.filters)?,
+        };
         let query: Box<dyn Query> = Box::new(crate::watched_query::Watched(query));
         let stats = req
             .stats
@@ -116,7 +125,30 @@ impl SearchPlan {
             query,
             stats,
             text_query,
+            weight: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The query's scoring weight for every shard of the call, made once (on the first
+    /// shard's `searcher`) instead of once per shard: under the root's global statistics a
+    /// weight does not depend on the shard (the shards share the schema; the statistics are
+    /// the cluster's). `None` where it could: local statistics, and queries whose weight
+    /// reads the searcher it is made on (`*`/`~` words and the search box's variants check
+    /// their width on each shard's dictionaries; filters are left to the per-shard path too).
+    pub fn shared_weight(&self, searcher: &Searcher) -> Result<Option<&dyn Weight>, ShardError> {
+        let req = &*self.req;
+        let Some(stats) = self.stats.as_ref() else {
+            return Ok(None);
+        };
+        if req.lenient || !req.filters.is_empty() || req.query.contains(['*', '~']) {
+            return Ok(None);
+        }
+        if let Some(made) = self.weight.get() {
+            return Ok(made.as_deref());
+        }
+        let scoring = EnableScoring::enabled_from_statistics_provider(stats, searcher);
+        let weight = self.query.weight(scoring)?;
+        Ok(self.weight.get_or_init(|| Some(weight)).as_deref())
     }
 
     /// The postings this search reads on a node searching `node_shards` shards of `shard`'s

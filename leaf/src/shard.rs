@@ -22,7 +22,8 @@ use crate::counting::{check_window, Counting};
 use crate::error::ShardError;
 use crate::ids::IdCache;
 use crate::plan::SearchPlan;
-use crate::stats::{local_stats, GlobalStatsProvider};
+use crate::scoring::ScoringWith;
+use crate::stats::local_stats;
 use crate::ties::TiedIds;
 use crate::versions::{self, VersionLog};
 
@@ -340,7 +341,10 @@ impl Shard {
         } else {
             0
         };
-        let scoring = ScoringWith(plan.stats.as_ref());
+        let scoring = ScoringWith {
+            stats: plan.stats.as_ref(),
+            weight: plan.shared_weight(&searcher)?,
+        };
         let counting = Counting::of(req);
         let mut aggs = crate::aggs::Fused::new(&searcher, req.aggs.as_ref())?;
         let (total_hits, exact, hits) = if !req.sort.is_empty() {
@@ -444,11 +448,13 @@ impl Shard {
         let top_docs = TopDocs::with_limit(window + 1).order_by_score();
         let (count, exact, top) = if counting == Counting::All {
             // Every match is read: the aggregations ride along (no extra collector without).
+            // `Watching`: the collector ticks the watch, not a callback around it.
+            use crate::watched_query::Watching;
             let (count, top) = match aggs.collector() {
-                None => scoring.search(searcher, query, &(Count, top_docs))?,
+                None => scoring.search(searcher, query, &Watching((Count, top_docs)))?,
                 Some(with) => {
                     let (count, top, fruit) =
-                        scoring.search(searcher, query, &(Count, top_docs, with))?;
+                        scoring.search(searcher, query, &Watching((Count, top_docs, with)))?;
                     aggs.gathered(Some(fruit));
                     (count, top)
                 }
@@ -578,24 +584,6 @@ pub struct Located {
     pub searcher: Searcher,
     /// Each hit's address when known, in hit order.
     pub addrs: Vec<Option<DocAddress>>,
-}
-
-/// Scores with the given statistics provider, or with the searcher's own statistics.
-#[derive(Clone, Copy)]
-struct ScoringWith<'a>(Option<&'a GlobalStatsProvider>);
-
-impl ScoringWith<'_> {
-    fn search<C: tantivy::collector::Collector>(
-        self,
-        searcher: &Searcher,
-        query: &dyn tantivy::query::Query,
-        collector: &C,
-    ) -> tantivy::Result<C::Fruit> {
-        match self.0 {
-            Some(p) => searcher.search_with_statistics_provider(query, collector, p),
-            None => searcher.search(query, collector),
-        }
-    }
 }
 
 /// Generation of what a searcher sees: a hash of its segments and their deletes. It changes

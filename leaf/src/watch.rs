@@ -40,6 +40,20 @@ struct Watch {
 thread_local! {
     static WATCH: RefCell<Option<Watch>> = const { RefCell::new(None) };
     static TICKS: Cell<u32> = const { Cell::new(0) };
+    /// Set while a segment is collected by a collector that ticks per document itself
+    /// ([`crate::watched_query::Watching`]): the watched weight then hands documents to it
+    /// without a wrapping callback of its own.
+    static COLLECTOR_TICKS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks (or unmarks) the segment being collected on this thread as ticked by its collector.
+pub fn set_collector_ticks(on: bool) {
+    COLLECTOR_TICKS.with(|c| c.set(on));
+}
+
+/// Whether the segment being collected on this thread is ticked by its collector.
+pub fn collector_ticks() -> bool {
+    COLLECTOR_TICKS.with(|c| c.get())
 }
 
 /// Runs `work` watched: it is stopped (at its next [`tick`] or [`checkpoint`]) once
@@ -53,10 +67,13 @@ pub fn run<T>(
     let nested = WATCH.with(|w| w.borrow().is_some());
     if !nested {
         WATCH.with(|w| *w.borrow_mut() = Some(Watch { deadline, gone }));
+        set_collector_ticks(false);
     }
     let result = catch_unwind(AssertUnwindSafe(work));
     if !nested {
         WATCH.with(|w| *w.borrow_mut() = None);
+        // A collection stopped by an unwind never harvested: no mark outlives the work.
+        set_collector_ticks(false);
     }
     match result {
         Ok(v) => Ok(v),

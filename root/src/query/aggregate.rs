@@ -172,7 +172,9 @@ async fn later_round(
         search.pit.is_some(),
         deadline,
         ctx.hedging,
-        |node, shards, budget| crate::query::search::search_node(node, shards, budget, &request),
+        |node, shards, budget| {
+            crate::query::search::search_node(node, shards, budget, &request, None)
+        },
     )
     .await;
     for outcome in outcomes {

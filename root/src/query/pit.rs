@@ -36,7 +36,7 @@ pub async fn open(
         ..Default::default()
     };
     let outcomes = scatter(cluster, &all, deadline, hedging, |node, shards, budget| {
-        crate::query::search::search_node(node, shards, budget, &request)
+        crate::query::search::search_node(node, shards, budget, &request, None)
     })
     .await;
     let mut entries = Vec::new();

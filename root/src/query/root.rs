@@ -153,10 +153,11 @@ impl Root {
         } else {
             QueryMode::Strict
         };
-        let query = schema
+        let query: std::sync::Arc<dyn tantivy::query::Query> = schema
             .parser
             .parse_in(&search.query, mode)
-            .map_err(|e| ApiError::query_parse(e.to_string()))?;
+            .map_err(|e| ApiError::query_parse(e.to_string()))?
+            .into();
         if !search.filters.is_empty() {
             // Refused here, before any fan-out, as the leaves would refuse them.
             schema
@@ -225,8 +226,14 @@ impl Root {
         };
         phases.stats_ms = ms(mark);
         let mark = Instant::now();
+        // In-process nodes take this parse instead of parsing the text again.
+        let parsed = scatter_core::query::ParsedText {
+            text: search.query.clone(),
+            lenient: search.lenient,
+            query,
+        };
         let (mut gathered, fused) = self
-            .search_phase(&search, &stats, plan.as_ref(), phase_deadline)
+            .search_phase(&search, &stats, plan.as_ref(), &parsed, phase_deadline)
             .await?;
         phases.search_ms = ms(mark);
         phases.fused_fetch = fused;
@@ -341,6 +348,7 @@ impl Root {
         search: &Search,
         stats: &Option<GlobalStats>,
         plan: Option<&crate::query::aggs::AggsPlan>,
+        parsed: &scatter_core::query::ParsedText,
         phase_deadline: Instant,
     ) -> Result<(Gathered, bool), ApiError> {
         let window = search.from + search.size;
@@ -388,7 +396,7 @@ impl Root {
             phase_deadline,
             &self.hedging,
             |node, shards, budget| {
-                crate::query::search::search_node(node, shards, budget, &request)
+                crate::query::search::search_node(node, shards, budget, &request, Some(parsed))
             },
         )
         .await;

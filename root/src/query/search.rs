@@ -146,22 +146,27 @@ pub struct ShardSearch {
 }
 
 /// One node-level `Search` call for `shards`, carrying `request`'s parameters and the
-/// request id, within `budget`; its answer split by shard.
+/// request id, within `budget`, and the root's parse of its text (used by an in-process
+/// node; never sent); its answer split by shard.
 pub fn search_node(
     node: &crate::cluster::leaf_node::LeafNode,
     shards: &[usize],
     budget: std::time::Duration,
     request: &scatter_proto::v1::SearchRequest,
+    parsed: Option<&scatter_core::query::ParsedText>,
 ) -> impl std::future::Future<Output = Result<ShardParts<ShardSearch>, tonic::Status>> + Send + 'static
 {
     let client = node.client();
-    let req = crate::cluster::request_id::request(
+    let mut req = crate::cluster::request_id::request(
         scatter_proto::v1::SearchRequest {
             shards: shards.iter().map(|&s| s as u32).collect(),
             ..request.clone()
         },
         budget,
     );
+    if let Some(parsed) = parsed {
+        req.extensions_mut().insert(parsed.clone());
+    }
     async move { Ok(split_search(client.search(req).await?.into_inner())) }
 }
 
