@@ -41,7 +41,9 @@ start "$S" root --listen 127.0.0.1:8108 $(indexes 8) --result-cache-mb 0
 l8=${pids[-1]}
 start "$S" root --listen 127.0.0.1:8116 $(indexes 16) --result-cache-mb 0
 l16=${pids[-1]}
-start "$S" leaf $(indexes 4) --listen 127.0.0.1:7200
+# The split layout's node serves a copy: one process per shard directory.
+rm -rf g4split && cp -r g4 g4split
+start "$S" leaf $(indexes 4 | sed 's/g4/g4split/') --listen 127.0.0.1:7200
 node=${pids[-1]}
 sleep 1
 a=127.0.0.1:7200

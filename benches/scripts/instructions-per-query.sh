@@ -8,8 +8,9 @@
 #   benches/scripts/instructions-per-query.sh peer INDEX_DIR QUERIES [N]
 #       `tantivy serve -i INDEX_DIR` (tantivy-cli)
 #
-# Sends 50 queries of QUERIES (one per line) to warm up, then the first N (default 200) one
-# after another with instrumentation on, and prints the instructions per query. Counts are
+# Sends 50 queries of QUERIES (one per line) to warm up, waits until the process is idle, then
+# sends the first N (default 200) one after another with instrumentation on, and prints the
+# instructions per query. Counts are
 # comparable between two builds of the same program, not across programs (instructions per
 # cycle differ: kernel time, cache misses and wake-ups are not counted). Needs valgrind.
 set -euo pipefail
@@ -47,6 +48,13 @@ PY
 }
 for _ in $(seq 1 120); do drive 1 2>/dev/null && break; sleep 1; done
 drive 50
+# Background work after a start (the statistics table's first build) must not be counted:
+# wait until the process is idle (under 5 clock ticks of CPU in a second).
+ticks() { read -r -a f < /proc/"$pid"/stat; echo $((f[13] + f[14])); }
+for _ in $(seq 1 300); do
+  a=$(ticks); sleep 1; b=$(ticks)
+  (( b - a < 5 )) && break
+done
 callgrind_control -i on "$pid" > /dev/null
 drive "$n"
 callgrind_control -i off "$pid" > /dev/null

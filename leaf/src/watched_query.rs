@@ -130,7 +130,9 @@ impl Scorer for WatchedScorer {
 /// for collectors that take every match through tantivy's default per-segment loop (tuples
 /// such as `(Count, TopDocs)`): a [`Watched`] query's weight then skips its own wrapping
 /// callback. Not for collectors with their own segment loop (`TopDocs` alone prunes with
-/// block-max WAND): wrapped, they would lose it.
+/// block-max WAND): wrapped, they would lose it. Deleted documents are dropped before the
+/// collector sees them, so they do not tick; a segment's deletes are bounded by the segment
+/// and merges drop them, and every segment starts with a look at the clock.
 pub struct Watching<C>(pub C);
 
 impl<C: Collector> Collector for Watching<C> {
