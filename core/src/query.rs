@@ -101,8 +101,8 @@ pub enum QueryMode {
 pub const MAX_FILTERS: usize = 32;
 
 /// A search's query text as its caller in this process already parsed it, handed to an
-/// in-process leaf node with the request (a tonic request extension, which never travels on
-/// the wire), so that a request's text is parsed once, not once by the root and again by the
+/// in-process leaf node with the request (an `Arc<ParsedText>` tonic request extension, which
+/// never travels on the wire), so that a request's text is parsed once, not once by the root and again by the
 /// node. The node uses it only for the same text and mode; a remote node parses the text.
 #[derive(Clone, Debug)]
 pub struct ParsedText {

@@ -224,7 +224,7 @@ impl Leaf for LeafService {
         let span = call_span("search", &request);
         let deadline = deadline_of(&request);
         // An in-process root's parse of the text (extensions never come off the wire).
-        let parsed = request.extensions().get::<ParsedText>().cloned();
+        let parsed = request.extensions().get::<Arc<ParsedText>>().cloned();
         let req = Arc::new(request.into_inner());
         let targets = self.node.select(&req.shards);
         let ids: Vec<u32> = targets.iter().map(|(id, _)| *id).collect();
@@ -232,7 +232,7 @@ impl Leaf for LeafService {
             let window = req.k as usize + req.offset as usize;
             // Prepared once for every shard (they share the schema), on this thread.
             let any = self.node.any();
-            let plan = SearchPlan::new(any.parser(), any.schema(), req.clone(), parsed.as_ref());
+            let plan = SearchPlan::new(any.parser(), any.schema(), req.clone(), parsed.as_deref());
             let plan = plan.map_err(status_of)?;
             let plan = Arc::new(plan);
             let asked = plan.clone();

@@ -51,9 +51,10 @@ pub fn set_collector_ticks(on: bool) {
     COLLECTOR_TICKS.with(|c| c.set(on));
 }
 
-/// Whether the segment being collected on this thread is ticked by its collector.
-pub fn collector_ticks() -> bool {
-    COLLECTOR_TICKS.with(|c| c.get())
+/// Whether the segment about to be collected on this thread is ticked by its collector; the
+/// mark is taken (cleared), so that it serves one weight loop at most.
+pub fn take_collector_ticks() -> bool {
+    COLLECTOR_TICKS.with(|c| c.replace(false))
 }
 
 /// Runs `work` watched: it is stopped (at its next [`tick`] or [`checkpoint`]) once

@@ -10,7 +10,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{DocId, DocSet, Score, SegmentOrdinal, SegmentReader, Term};
 
-use crate::watch::{checkpoint, collector_ticks, set_collector_ticks, tick};
+use crate::watch::{checkpoint, set_collector_ticks, take_collector_ticks, tick};
 
 /// `query`, watched.
 #[derive(Debug)]
@@ -55,7 +55,7 @@ impl Weight for WatchedWeight {
         callback: &mut dyn FnMut(DocId, Score),
     ) -> tantivy::Result<()> {
         checkpoint();
-        if collector_ticks() {
+        if take_collector_ticks() {
             return self.0.for_each(reader, callback);
         }
         self.0.for_each(reader, &mut |doc, score| {
@@ -70,7 +70,7 @@ impl Weight for WatchedWeight {
         callback: &mut dyn FnMut(&[DocId]),
     ) -> tantivy::Result<()> {
         checkpoint();
-        if collector_ticks() {
+        if take_collector_ticks() {
             return self.0.for_each_no_score(reader, callback);
         }
         self.0.for_each_no_score(reader, &mut |docs| {
@@ -149,7 +149,8 @@ impl<C: Collector> Collector for Watching<C> {
         segment: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
         let child = self.0.for_segment(segment_local_id, segment)?;
-        // Until harvest: the weight's loop that follows hands documents to `collect` below.
+        // For the weight's loop that follows (it takes the mark): it hands documents straight
+        // to `collect` below.
         set_collector_ticks(true);
         Ok(WatchingSegment(child))
     }
@@ -257,7 +258,7 @@ mod tests {
             start.elapsed()
         );
         // Nothing of that collection outlives it: the next one is watched by its weight.
-        assert!(!collector_ticks());
+        assert!(!take_collector_ticks());
         let top = TopDocs::with_limit(3).order_by_score();
         let watched = run(None, None, || {
             searcher.search(&query, &Watching((Count, top))).unwrap()
@@ -265,6 +266,6 @@ mod tests {
         let top = TopDocs::with_limit(3).order_by_score();
         let plain = searcher.search(&AllQuery, &(Count, top)).unwrap();
         assert_eq!(watched.unwrap(), plain);
-        assert!(!collector_ticks());
+        assert!(!take_collector_ticks());
     }
 }

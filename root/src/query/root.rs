@@ -227,11 +227,11 @@ impl Root {
         phases.stats_ms = ms(mark);
         let mark = Instant::now();
         // In-process nodes take this parse instead of parsing the text again.
-        let parsed = scatter_core::query::ParsedText {
+        let parsed = std::sync::Arc::new(scatter_core::query::ParsedText {
             text: search.query.clone(),
             lenient: search.lenient,
             query,
-        };
+        });
         let (mut gathered, fused) = self
             .search_phase(&search, &stats, plan.as_ref(), &parsed, phase_deadline)
             .await?;
@@ -348,7 +348,7 @@ impl Root {
         search: &Search,
         stats: &Option<GlobalStats>,
         plan: Option<&crate::query::aggs::AggsPlan>,
-        parsed: &scatter_core::query::ParsedText,
+        parsed: &std::sync::Arc<scatter_core::query::ParsedText>,
         phase_deadline: Instant,
     ) -> Result<(Gathered, bool), ApiError> {
         let window = search.from + search.size;

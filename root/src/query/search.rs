@@ -153,7 +153,7 @@ pub fn search_node(
     shards: &[usize],
     budget: std::time::Duration,
     request: &scatter_proto::v1::SearchRequest,
-    parsed: Option<&scatter_core::query::ParsedText>,
+    parsed: Option<&std::sync::Arc<scatter_core::query::ParsedText>>,
 ) -> impl std::future::Future<Output = Result<ShardParts<ShardSearch>, tonic::Status>> + Send + 'static
 {
     let client = node.client();
