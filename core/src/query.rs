@@ -101,9 +101,10 @@ pub enum QueryMode {
 pub const MAX_FILTERS: usize = 32;
 
 /// A search's query text as its caller in this process already parsed it, handed to an
-/// in-process leaf node with the request (an `Arc<ParsedText>` tonic request extension, which
-/// never travels on the wire), so that a request's text is parsed once, not once by the root and again by the
-/// node. The node uses it only for the same text and mode; a remote node parses the text.
+/// in-process leaf node with the request (an `Arc<ParsedText>` tonic request extension,
+/// which never travels on the wire), so that a request's text is parsed once, not once by
+/// the root and again by the node. The node uses it only for the same text and mode; a
+/// remote node parses the text.
 #[derive(Clone, Debug)]
 pub struct ParsedText {
     /// The text parsed.
@@ -308,6 +309,22 @@ pub fn query_terms_wire(query: &dyn Query, schema: &Schema) -> Vec<(String, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parse_stands_only_for_its_own_text_and_mode() {
+        let s = ScatterSchema::default();
+        let p = ScatterQueryParser::new(&s, &s.tantivy_schema());
+        let parsed = ParsedText {
+            text: "web server".into(),
+            lenient: false,
+            query: p.parse_in("web server", QueryMode::Strict).unwrap().into(),
+        };
+        let mine = parsed.query_for("web server", false).unwrap();
+        let fresh = p.parse_in("web server", QueryMode::Strict).unwrap();
+        assert_eq!(format!("{mine:?}"), format!("{fresh:?}"));
+        assert!(parsed.query_for("web servers", false).is_none());
+        assert!(parsed.query_for("web server", true).is_none());
+    }
 
     #[test]
     fn parses_and_rejects() {

@@ -91,6 +91,9 @@ pub struct SearchPlan {
     pub stats: Option<GlobalStatsProvider>,
     /// The query text alone, when the kept hits' snippets or explanations are asked.
     text_query: Option<Box<dyn Query>>,
+    /// Whether the query's terms are known before any shard is read: strict syntax without
+    /// filters or `*`/`~` words (whose expansions depend on each shard's dictionary).
+    plain_terms: bool,
     /// The query's scoring weight, made once for every shard of the call (see
     /// [`SearchPlan::shared_weight`]).
     weight: std::sync::OnceLock<Option<Box<dyn Weight>>>,
@@ -121,10 +124,11 @@ impl SearchPlan {
             false => None,
         };
         Ok(SearchPlan {
-            req,
             query,
             stats,
             text_query,
+            plain_terms: !req.lenient && req.filters.is_empty() && !req.query.contains(['*', '~']),
+            req,
             weight: std::sync::OnceLock::new(),
         })
     }
@@ -136,13 +140,9 @@ impl SearchPlan {
     /// reads the searcher it is made on (`*`/`~` words and the search box's variants check
     /// their width on each shard's dictionaries; filters are left to the per-shard path too).
     pub fn shared_weight(&self, searcher: &Searcher) -> Result<Option<&dyn Weight>, ShardError> {
-        let req = &*self.req;
-        let Some(stats) = self.stats.as_ref() else {
+        let (Some(stats), true) = (self.stats.as_ref(), self.plain_terms) else {
             return Ok(None);
         };
-        if req.lenient || !req.filters.is_empty() || req.query.contains(['*', '~']) {
-            return Ok(None);
-        }
         if let Some(made) = self.weight.get() {
             return Ok(made.as_deref());
         }
@@ -158,11 +158,7 @@ impl SearchPlan {
     pub fn postings(&self, node_shards: usize, shard: &crate::shard::Shard) -> Option<u64> {
         let req = &*self.req;
         let stats = req.stats.as_ref()?;
-        if req.lenient
-            || !req.filters.is_empty()
-            || req.aggs.is_some()
-            || req.query.contains(['*', '~'])
-        {
+        if !self.plain_terms || req.aggs.is_some() {
             return None;
         }
         let postings = stats

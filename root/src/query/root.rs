@@ -162,7 +162,7 @@ impl Root {
             // Refused here, before any fan-out, as the leaves would refuse them.
             schema
                 .parser
-                .parse_search(&search.query, mode, &search.filters)
+                .with_filters(query.box_clone(), &search.filters)
                 .map_err(|e| ApiError::query_parse(e.to_string()))?;
         }
         check_snippet_fields(&schema.schema, &search.snippet_fields)?;
